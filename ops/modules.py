@@ -1,0 +1,100 @@
+"""``MSDeformAttn``: the multi-scale deformable attention module (Deformable DETR layout).
+
+References:
+    Zhu et al., "Deformable DETR", ICLR 2021; Chen et al., "ViT-Adapter", ICLR 2023 (``ratio``).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .functions import ms_deform_attn
+
+
+class MSDeformAttn(nn.Module):
+    """Multi-scale deformable attention.
+
+    Args:
+        d_model: channels of query and input.
+        n_levels: number of feature levels.
+        n_heads: attention heads; ``int(d_model * ratio)`` must be divisible by it.
+        n_points: sampling points per head and level.
+        ratio: shrinks the value dimension to ``int(d_model * ratio)`` (ViT-Adapter uses 1.0, 0.5).
+        backend: forced backend name (see ``ops.functions``), default chosen by device and dtype.
+    """
+
+    def __init__(self, d_model: int = 256, n_levels: int = 4, n_heads: int = 8, n_points: int = 4,
+                 ratio: float = 1.0, backend: str | None = None):
+        super().__init__()
+        value_dim = int(d_model * ratio)
+        if value_dim % n_heads != 0:
+            raise ValueError(f'MSDeformAttn: value dim int(d_model*ratio)={value_dim} must be divisible '
+                             f'by n_heads={n_heads}; change d_model, ratio or n_heads')
+        self.d_model, self.n_levels, self.n_heads, self.n_points = d_model, n_levels, n_heads, n_points
+        self.ratio, self.backend = ratio, backend
+        self.sampling_offsets = nn.Linear(d_model, n_heads * n_levels * n_points * 2)
+        self.attention_weights = nn.Linear(d_model, n_heads * n_levels * n_points)
+        self.value_proj = nn.Linear(d_model, value_dim)
+        self.output_proj = nn.Linear(value_dim, d_model)
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        nn.init.constant_(self.sampling_offsets.weight, 0.0)
+        # One direction per head on the unit circle, scaled to the max-norm square, times point index.
+        thetas = torch.arange(self.n_heads, dtype=torch.float32) * (2.0 * math.pi / self.n_heads)
+        grid = torch.stack([thetas.cos(), thetas.sin()], -1)
+        grid = (grid / grid.abs().max(-1, keepdim=True)[0]).view(self.n_heads, 1, 1, 2)
+        grid = grid.repeat(1, self.n_levels, self.n_points, 1)
+        for i in range(self.n_points):
+            grid[:, :, i, :] *= i + 1
+        with torch.no_grad():
+            self.sampling_offsets.bias.copy_(grid.reshape(-1))
+        nn.init.constant_(self.attention_weights.weight, 0.0)
+        nn.init.constant_(self.attention_weights.bias, 0.0)
+        nn.init.xavier_uniform_(self.value_proj.weight)
+        nn.init.constant_(self.value_proj.bias, 0.0)
+        nn.init.xavier_uniform_(self.output_proj.weight)
+        nn.init.constant_(self.output_proj.bias, 0.0)
+
+    def forward(self, query: torch.Tensor, reference_points: torch.Tensor, input_flatten: torch.Tensor,
+                input_spatial_shapes: torch.Tensor, input_level_start_index: torch.Tensor,
+                input_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        Args:
+            query: (N, Lq, C)
+            reference_points: (N, Lq, L, 2) normalised (x, y) in [0, 1], or (N, Lq, L, 4) boxes (cx, cy, w, h).
+            input_flatten: (N, S, C) with S = sum(H_l * W_l).
+            input_spatial_shapes: (L, 2) int64 (H, W).
+            input_level_start_index: (L,) int64.
+            input_padding_mask: (N, S) bool, True where padded (those values are zeroed).
+
+        Returns:
+            (N, Lq, C)
+        """
+        n, lq, _ = query.shape
+        _, s, _ = input_flatten.shape
+        shapes = input_spatial_shapes
+        if int((shapes[:, 0] * shapes[:, 1]).sum()) != s:
+            raise ValueError(f'MSDeformAttn: input_spatial_shapes {shapes.tolist()} sum to '
+                             f'{int((shapes[:, 0] * shapes[:, 1]).sum())} tokens but input_flatten has S={s}')
+        value = self.value_proj(input_flatten)
+        if input_padding_mask is not None:
+            value = value.masked_fill(input_padding_mask[..., None], 0.0)
+        value = value.view(n, s, self.n_heads, -1)
+        offsets = self.sampling_offsets(query).view(n, lq, self.n_heads, self.n_levels, self.n_points, 2)
+        weights = self.attention_weights(query).view(n, lq, self.n_heads, self.n_levels * self.n_points)
+        weights = weights.softmax(-1).view(n, lq, self.n_heads, self.n_levels, self.n_points)
+        if reference_points.shape[-1] == 2:
+            normalizer = torch.stack([shapes[..., 1], shapes[..., 0]], -1).to(offsets.dtype)
+            locations = (reference_points[:, :, None, :, None, :]
+                         + offsets / normalizer[None, None, None, :, None, :])
+        elif reference_points.shape[-1] == 4:
+            locations = (reference_points[:, :, None, :, None, :2]
+                         + offsets / self.n_points * reference_points[:, :, None, :, None, 2:] * 0.5)
+        else:
+            raise ValueError(f'MSDeformAttn: reference_points last dim must be 2 or 4, '
+                             f'got shape {tuple(reference_points.shape)}')
+        out = ms_deform_attn(value, shapes, input_level_start_index, locations, weights, backend=self.backend)
+        return self.output_proj(out)
