@@ -1,0 +1,255 @@
+// Multi-scale deformable attention, CPU kernels (forward and backward), multi-threaded with
+// at::parallel_for (OpenMP underneath; compile with -fopenmp).
+//
+// Layout: value is (N, S, M, D), so for one (n, s, m) the D channels are contiguous and every inner loop
+// runs over D (vectorised by the compiler). Bilinear corner offsets and weights are computed once per
+// (query, head, level, point) and reused across the D loop.
+//
+// Threading:
+//   forward  -- parallel over (n, query); each thread writes its own output rows.
+//   backward -- parallel over (n, head, level). One task owns the value-gradient rows of level l in the
+//               column slice of head m of batch n, and the location/weight gradients of that level, and
+//               walks the queries in a fixed order. No two threads write the same value, no atomics, and
+//               the summation order does not depend on the thread count: the backward is bitwise
+//               deterministic.
+#include "ms_deform_attn.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+namespace vit_adapter {
+namespace {
+
+template <typename scalar_t>
+using coord_type_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+
+// Bilinear footprint of one sampling point on one level.
+template <typename coord_t>
+struct Footprint {
+  int64_t row[4];   // row index (h * W + w) inside the level, valid only where ok[c]
+  coord_t bw[4];    // bilinear weights of the four corners (00, 01, 10, 11)
+  bool ok[4];       // corner inside the map
+  coord_t lh, lw;   // fractional parts
+  bool all_ok;
+};
+
+// Returns false when the point lies fully outside (h_im, w_im not in (-1, H) x (-1, W)).
+template <typename coord_t>
+inline bool footprint(coord_t x, coord_t y, int64_t H, int64_t W, Footprint<coord_t>& f) {
+  const coord_t h_im = y * static_cast<coord_t>(H) - coord_t(0.5);
+  const coord_t w_im = x * static_cast<coord_t>(W) - coord_t(0.5);
+  if (!(h_im > coord_t(-1) && w_im > coord_t(-1) && h_im < static_cast<coord_t>(H) &&
+        w_im < static_cast<coord_t>(W))) {
+    return false;
+  }
+  const coord_t hf = std::floor(h_im), wf = std::floor(w_im);
+  const int64_t h0 = static_cast<int64_t>(hf), w0 = static_cast<int64_t>(wf);
+  f.lh = h_im - hf;
+  f.lw = w_im - wf;
+  const coord_t hh = coord_t(1) - f.lh, hw = coord_t(1) - f.lw;
+  f.bw[0] = hh * hw;
+  f.bw[1] = hh * f.lw;
+  f.bw[2] = f.lh * hw;
+  f.bw[3] = f.lh * f.lw;
+  const bool top = h0 >= 0, bottom = h0 + 1 < H, left = w0 >= 0, right = w0 + 1 < W;
+  f.ok[0] = top && left;
+  f.ok[1] = top && right;
+  f.ok[2] = bottom && left;
+  f.ok[3] = bottom && right;
+  f.row[0] = h0 * W + w0;
+  f.row[1] = h0 * W + w0 + 1;
+  f.row[2] = (h0 + 1) * W + w0;
+  f.row[3] = (h0 + 1) * W + w0 + 1;
+  f.all_ok = f.ok[0] && f.ok[1] && f.ok[2] && f.ok[3];
+  return true;
+}
+
+template <typename scalar_t, typename coord_t>
+void forward_impl(const scalar_t* __restrict__ value, const int64_t* shapes, const int64_t* starts,
+                  const coord_t* __restrict__ loc, const coord_t* __restrict__ attn, scalar_t* __restrict__ out,
+                  const MsdaSizes& z) {
+  const int64_t N = z.N, S = z.S, M = z.M, D = z.D, Lq = z.Lq, L = z.L, P = z.P;
+  const int64_t rs = M * D;  // stride between two spatial positions in value
+  const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(1, M * L * P));
+  at::parallel_for(0, N * Lq, grain, [&](int64_t begin, int64_t end) {
+    std::vector<coord_t> acc_buf(D);
+    coord_t* __restrict__ acc = acc_buf.data();
+    Footprint<coord_t> f;
+    for (int64_t nq = begin; nq < end; ++nq) {
+      const int64_t n = nq / Lq;
+      for (int64_t m = 0; m < M; ++m) {
+        std::fill(acc, acc + D, coord_t(0));
+        const scalar_t* vnm = value + n * S * rs + m * D;
+        const int64_t qm = nq * M + m;
+        const coord_t* lp = loc + qm * L * P * 2;
+        const coord_t* ap = attn + qm * L * P;
+        for (int64_t l = 0; l < L; ++l) {
+          const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
+          const scalar_t* vl = vnm + starts[l] * rs;
+          for (int64_t p = 0; p < P; ++p) {
+            const int64_t i = l * P + p;
+            if (!footprint<coord_t>(lp[2 * i], lp[2 * i + 1], H, W, f)) continue;
+            const coord_t a = ap[i];
+            if (f.all_ok) {
+              const scalar_t* __restrict__ v0 = vl + f.row[0] * rs;
+              const scalar_t* __restrict__ v1 = vl + f.row[1] * rs;
+              const scalar_t* __restrict__ v2 = vl + f.row[2] * rs;
+              const scalar_t* __restrict__ v3 = vl + f.row[3] * rs;
+              const coord_t w0 = a * f.bw[0], w1 = a * f.bw[1], w2 = a * f.bw[2], w3 = a * f.bw[3];
+#pragma omp simd
+              for (int64_t d = 0; d < D; ++d) {
+                acc[d] += w0 * static_cast<coord_t>(v0[d]) + w1 * static_cast<coord_t>(v1[d]) +
+                          w2 * static_cast<coord_t>(v2[d]) + w3 * static_cast<coord_t>(v3[d]);
+              }
+            } else {
+              for (int c = 0; c < 4; ++c) {
+                if (!f.ok[c]) continue;
+                const scalar_t* __restrict__ v = vl + f.row[c] * rs;
+                const coord_t w = a * f.bw[c];
+#pragma omp simd
+                for (int64_t d = 0; d < D; ++d) acc[d] += w * static_cast<coord_t>(v[d]);
+              }
+            }
+          }
+        }
+        scalar_t* o = out + qm * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) o[d] = static_cast<scalar_t>(acc[d]);
+      }
+    }
+  });
+}
+
+// gvalue has the layout of value but dtype coord_t (exact accumulation for reduced-precision values).
+template <typename scalar_t, typename coord_t>
+void backward_impl(const scalar_t* __restrict__ gout, const scalar_t* __restrict__ value, const int64_t* shapes,
+                   const int64_t* starts, const coord_t* __restrict__ loc, const coord_t* __restrict__ attn,
+                   coord_t* __restrict__ gvalue, coord_t* __restrict__ gloc, coord_t* __restrict__ gattn,
+                   const MsdaSizes& z) {
+  const int64_t N = z.N, S = z.S, M = z.M, D = z.D, Lq = z.Lq, L = z.L, P = z.P;
+  const int64_t rs = M * D;
+  at::parallel_for(0, N * M * L, 1, [&](int64_t begin, int64_t end) {
+    std::vector<coord_t> g_buf(D);
+    coord_t* __restrict__ g = g_buf.data();
+    Footprint<coord_t> f;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t l = task % L, m = (task / L) % M, n = task / (L * M);
+      const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
+      const scalar_t* vl = value + n * S * rs + starts[l] * rs + m * D;
+      coord_t* gvl = gvalue + n * S * rs + starts[l] * rs + m * D;
+      for (int64_t q = 0; q < Lq; ++q) {
+        const int64_t qm = (n * Lq + q) * M + m;
+        const coord_t* lp = loc + qm * L * P * 2;
+        const coord_t* ap = attn + qm * L * P;
+        const scalar_t* go = gout + qm * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) g[d] = static_cast<coord_t>(go[d]);
+        for (int64_t p = 0; p < P; ++p) {
+          const int64_t i = l * P + p;
+          // Outputs were zero-initialised: points fully outside keep zero gradients.
+          if (!footprint<coord_t>(lp[2 * i], lp[2 * i + 1], H, W, f)) continue;
+          const coord_t a = ap[i];
+          coord_t s[4] = {0, 0, 0, 0};  // s[c] = <grad_out, value at corner c>
+          for (int c = 0; c < 4; ++c) {
+            if (!f.ok[c]) continue;
+            const scalar_t* __restrict__ v = vl + f.row[c] * rs;
+            coord_t* __restrict__ gv = gvl + f.row[c] * rs;
+            const coord_t w = a * f.bw[c];
+            coord_t dot = 0;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t d = 0; d < D; ++d) {
+              dot += g[d] * static_cast<coord_t>(v[d]);
+              gv[d] += w * g[d];
+            }
+            s[c] = dot;
+          }
+          const coord_t hh = coord_t(1) - f.lh, hw = coord_t(1) - f.lw;
+          gattn[qm * L * P + i] = f.bw[0] * s[0] + f.bw[1] * s[1] + f.bw[2] * s[2] + f.bw[3] * s[3];
+          // d(sample)/d(w_im) and d(sample)/d(h_im); w_im = x * W - 0.5, h_im = y * H - 0.5.
+          const coord_t dw = -hh * s[0] + hh * s[1] - f.lh * s[2] + f.lh * s[3];
+          const coord_t dh = -hw * s[0] - f.lw * s[1] + hw * s[2] + f.lw * s[3];
+          gloc[(qm * L * P + i) * 2] = a * dw * static_cast<coord_t>(W);
+          gloc[(qm * L * P + i) * 2 + 1] = a * dh * static_cast<coord_t>(H);
+        }
+      }
+    }
+  });
+}
+
+// Level sizes must sum to S and the start indices must be their exclusive cumulative sum; reading
+// them here is cheap (L <= a handful) and keeps every value access in bounds.
+void check_levels(const at::Tensor& spatial_shapes, const at::Tensor& level_start_index, int64_t S) {
+  TORCH_CHECK(spatial_shapes.device().is_cpu() && level_start_index.device().is_cpu(),
+              "ms_deform_attn (cpu): spatial_shapes and level_start_index must be on the CPU");
+  const int64_t* sh = spatial_shapes.data_ptr<int64_t>();
+  const int64_t* st = level_start_index.data_ptr<int64_t>();
+  int64_t total = 0;
+  for (int64_t l = 0; l < spatial_shapes.size(0); ++l) {
+    TORCH_CHECK(sh[2 * l] > 0 && sh[2 * l + 1] > 0, "ms_deform_attn: level ", l, " has empty shape");
+    TORCH_CHECK(st[l] == total, "ms_deform_attn: level_start_index[", l, "] = ", st[l], " but the levels before it hold ",
+                total, " positions");
+    total += sh[2 * l] * sh[2 * l + 1];
+  }
+  TORCH_CHECK(total == S, "ms_deform_attn: spatial_shapes sum to ", total, " positions but value has S = ", S);
+}
+
+}  // namespace
+
+at::Tensor ms_deform_attn_forward_cpu(const at::Tensor& value, const at::Tensor& spatial_shapes,
+                                      const at::Tensor& level_start_index, const at::Tensor& sampling_locations,
+                                      const at::Tensor& attention_weights) {
+  TORCH_CHECK(value.device().is_cpu(), "ms_deform_attn_forward_cpu: value must be a CPU tensor");
+  const MsdaSizes z =
+      ms_deform_attn_check(value, spatial_shapes, level_start_index, sampling_locations, attention_weights);
+  check_levels(spatial_shapes, level_start_index, z.S);
+  auto out = at::empty({z.N, z.Lq, z.M * z.D}, value.options());
+  if (out.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::ScalarType::Half, at::ScalarType::BFloat16, value.scalar_type(),
+                                  "ms_deform_attn_forward_cpu", [&] {
+                                    using coord_t = coord_type_t<scalar_t>;
+                                    forward_impl<scalar_t, coord_t>(
+                                        value.data_ptr<scalar_t>(), spatial_shapes.data_ptr<int64_t>(),
+                                        level_start_index.data_ptr<int64_t>(), sampling_locations.data_ptr<coord_t>(),
+                                        attention_weights.data_ptr<coord_t>(), out.data_ptr<scalar_t>(), z);
+                                  });
+  return out;
+}
+
+std::vector<at::Tensor> ms_deform_attn_backward_cpu(const at::Tensor& grad_output, const at::Tensor& value,
+                                                    const at::Tensor& spatial_shapes,
+                                                    const at::Tensor& level_start_index,
+                                                    const at::Tensor& sampling_locations,
+                                                    const at::Tensor& attention_weights) {
+  TORCH_CHECK(value.device().is_cpu() && grad_output.device().is_cpu(),
+              "ms_deform_attn_backward_cpu: tensors must be on the CPU");
+  const MsdaSizes z =
+      ms_deform_attn_check(value, spatial_shapes, level_start_index, sampling_locations, attention_weights);
+  check_levels(spatial_shapes, level_start_index, z.S);
+  TORCH_CHECK(grad_output.is_contiguous() && grad_output.scalar_type() == value.scalar_type() &&
+                  grad_output.numel() == z.N * z.Lq * z.M * z.D,
+              "ms_deform_attn_backward_cpu: grad_output must be a contiguous (N, Lq, M*D) tensor of the value dtype");
+  const auto coord = sampling_locations.scalar_type();
+  auto grad_value = at::zeros(value.sizes(), value.options().dtype(coord));
+  auto grad_loc = at::zeros_like(sampling_locations);
+  auto grad_attn = at::zeros_like(attention_weights);
+  if (grad_output.numel() > 0) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(
+        at::ScalarType::Half, at::ScalarType::BFloat16, value.scalar_type(), "ms_deform_attn_backward_cpu", [&] {
+          using coord_t = coord_type_t<scalar_t>;
+          backward_impl<scalar_t, coord_t>(
+              grad_output.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(), spatial_shapes.data_ptr<int64_t>(),
+              level_start_index.data_ptr<int64_t>(), sampling_locations.data_ptr<coord_t>(),
+              attention_weights.data_ptr<coord_t>(), grad_value.data_ptr<coord_t>(), grad_loc.data_ptr<coord_t>(),
+              grad_attn.data_ptr<coord_t>(), z);
+        });
+  }
+  if (grad_value.scalar_type() != value.scalar_type()) grad_value = grad_value.to(value.scalar_type());
+  return {grad_value, grad_loc, grad_attn};
+}
+
+}  // namespace vit_adapter
