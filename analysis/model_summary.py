@@ -1,0 +1,94 @@
+"""Model size (#Param) of a run, rebuilt from the config text stored in its manifest.
+
+The paper's #Param counts the whole detector/segmentor, so we first build the whole model through the
+task's registry (mmdet or mmseg, with the config's ``custom_imports``) on the ``meta`` device (no
+memory, no weights); if that fails we build the backbone alone with ``adapter.build_backbone`` and
+say so. Any failure is returned as a reason, never raised: the table then shows '-'.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import math
+from functools import lru_cache
+
+import torch
+
+
+def count_params(module: torch.nn.Module) -> int:
+    """Number of parameters (trainable or not) of a module."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def _build_full(config_text: str, task: str | None) -> torch.nn.Module:
+    from mmengine.config import Config  # noqa: PLC0415
+    from mmengine.registry import init_default_scope  # noqa: PLC0415
+    from mmengine.utils import import_modules_from_strings  # noqa: PLC0415
+
+    cfg = Config.fromstring(config_text, '.py')
+    scope = cfg.get('default_scope') or {'det': 'mmdet', 'seg': 'mmseg'}.get(task or '', 'mmdet')
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    if scope == 'mmdet':
+        importlib.import_module('mmdet.utils').register_all_modules(init_default_scope=False)
+    elif scope == 'mmseg':
+        importlib.import_module('mmseg.utils').register_all_modules(init_default_scope=False)
+    init_default_scope(scope)
+    model_cfg = cfg.model.copy()
+    for k in ('pretrained', 'init_cfg'):
+        model_cfg.pop(k, None)
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            with torch.device('meta'):
+                return registry.build(model_cfg)
+        except Exception:  # noqa: BLE001 -- some modules compute on tensors at build time; retry on CPU
+            return registry.build(model_cfg)
+
+
+def _build_backbone(config_text: str) -> torch.nn.Module:
+    from mmengine.config import Config  # noqa: PLC0415
+
+    adapter = importlib.import_module('adapter')
+    if not hasattr(adapter, 'build_backbone'):
+        raise ImportError('adapter.build_backbone is not available')
+    cfg = Config.fromstring(config_text, '.py')
+    bb = cfg.model.backbone.to_dict() if hasattr(cfg.model.backbone, 'to_dict') else dict(cfg.model.backbone)
+    bb.pop('_delete_', None)
+    bb['pretrained'] = None
+    bb.pop('init_cfg', None)
+    with torch.device('meta'):
+        return adapter.build_backbone(bb)
+
+
+@lru_cache(maxsize=64)
+def model_size_from_config(config_text: str, task: str | None) -> tuple[float, str]:
+    """(#Param in millions, source) of a config; NaN and the reason when nothing could be built.
+
+    Args:
+        config_text: Full mmengine config text (``manifest['config']``).
+        task: ``'det'`` or ``'seg'`` (chooses the registry when the config has no default_scope).
+    """
+    try:
+        return count_params(_build_full(config_text, task)) / 1e6, 'whole model built from the run config'
+    except Exception as e_full:  # noqa: BLE001 -- reported, not raised
+        reason_full = f'{type(e_full).__name__}: {str(e_full).splitlines()[0] if str(e_full) else ""}'
+    try:
+        return (count_params(_build_backbone(config_text)) / 1e6,
+                f'BACKBONE ONLY via adapter.build_backbone (whole model failed: {reason_full})')
+    except Exception as e_bb:  # noqa: BLE001
+        reason_bb = f'{type(e_bb).__name__}: {str(e_bb).splitlines()[0] if str(e_bb) else ""}'
+    return math.nan, f'not available (whole model: {reason_full}; backbone: {reason_bb})'
+
+
+def run_model_size(manifest: dict, label: str, warnings: list[str]) -> tuple[float, str]:
+    """#Param of a run from its manifest; appends a warning when unavailable or backbone-only."""
+    text = manifest.get('config')
+    if not isinstance(text, str) or not text.strip():
+        warnings.append(f'{label}: manifest has no config text; #Param shown as -')
+        return math.nan, 'not available (no config text in the manifest)'
+    params, source = model_size_from_config(text, manifest.get('task'))
+    if math.isnan(params) or source.startswith('BACKBONE'):
+        warnings.append(f'{label}: #Param {source}')
+    return params, source

@@ -1,0 +1,103 @@
+"""Synthesise run directories in the experiments' contract format (no training needed).
+
+Layout: ``<root>/<profile>/<grid>/<run>/seed<k>/`` with manifest.json, state.json,
+``<YYYYmmdd_HHMMSS>/vis_data/scalars.json`` (mmengine LocalVisBackend lines, one folder per start) and
+final_metrics.json on success.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def train_line(step, loss, time=0.5, epoch=None, lr=1e-4, memory=None):
+    rec = {'lr': lr, 'data_time': 0.01, 'loss': loss, 'loss_cls': loss / 2, 'time': time}
+    if epoch is not None:
+        rec['epoch'] = epoch
+    rec['iter'] = step
+    if memory is not None:
+        rec['memory'] = memory
+    rec['step'] = step
+    return rec
+
+
+def det_val_line(step, ap):
+    return {'coco/bbox_mAP': ap, 'coco/bbox_mAP_50': min(1.0, ap * 1.5), 'coco/bbox_mAP_75': ap * 0.9,
+            'coco/bbox_mAP_s': -1.0, 'coco/bbox_mAP_m': ap, 'coco/bbox_mAP_l': ap,
+            'coco/segm_mAP': ap * 0.9, 'coco/segm_mAP_50': ap * 1.3, 'coco/segm_mAP_75': ap * 0.8,
+            'data_time': 0.02, 'time': 0.1, 'step': step}
+
+
+def seg_val_line(step, miou):
+    return {'aAcc': 80.0, 'mIoU': miou, 'mAcc': miou + 5, 'data_time': 0.02, 'time': 0.1, 'step': step}
+
+
+def write_run(root, profile, grid, run, seed, *, task='det', state='finished', starts=(), final=None,
+              error=None, config=None, raw_tail=None, extra_manifest=None):
+    """Write one run directory.
+
+    Args:
+        starts: One list of scalars records per start (folder timestamps increase with the index).
+        raw_tail: Text appended verbatim to the first start's scalars.json (e.g. a truncated line).
+    """
+    d = Path(root) / profile / grid / run / f'seed{seed}'
+    d.mkdir(parents=True, exist_ok=True)
+    man = dict(grid=grid, run=run, seed=seed, profile=profile, task=task, overrides={},
+               config=config or '', git_commit='0' * 40, versions={}, command='test', created='2026-11-21T10:00:00')
+    man.update(extra_manifest or {})
+    (d / 'manifest.json').write_text(json.dumps(man))
+    (d / 'state.json').write_text(json.dumps(dict(state=state, job_id='1', updated='now', error=error)))
+    for i, recs in enumerate(starts):
+        ts = f'20261121_10{i:02d}00'
+        vd = d / ts / 'vis_data'
+        vd.mkdir(parents=True)
+        with open(vd / 'scalars.json', 'w') as f:
+            for r in recs:
+                f.write(json.dumps(r) + '\n')
+            if i == 0 and raw_tail:
+                f.write(raw_tail)
+        (d / ts / f'{ts}.log').write_text('log\n')
+    if final is not None:
+        (d / 'final_metrics.json').write_text(json.dumps(final))
+    return d
+
+
+def det_final(ap, time=0.4):
+    return {'coco/bbox_mAP': ap, 'coco/bbox_mAP_50': ap * 1.5, 'coco/bbox_mAP_75': ap * 0.9,
+            'coco/bbox_mAP_s': -1.0, 'coco/segm_mAP': ap * 0.9, 'coco/segm_mAP_50': ap * 1.3,
+            'coco/segm_mAP_75': ap * 0.8, 'train_time_per_iter': time}
+
+
+def simple_det_run(root, profile, grid, run, seed, ap, n_iter=40, **kw):
+    """A finished det run: iteration-based training lines every 10 iters, val every 20."""
+    recs = []
+    for s in range(10, n_iter + 1, 10):
+        recs.append(train_line(s, loss=2.0 / s ** 0.3))
+        if s % 20 == 0:
+            recs.append(det_val_line(s, ap * s / n_iter))
+    kw.setdefault('final', det_final(ap))
+    return write_run(root, profile, grid, run, seed, starts=[recs], **kw)
+
+
+def make_grid_N(root, profile='tiny'):
+    """The N grid with every state: see tests/analysis/test_collect.py for what is expected."""
+    root = Path(root)
+    # N0: two finished seeds (mean +- std)
+    simple_det_run(root, profile, 'N', 'N0', 0, 0.10)
+    simple_det_run(root, profile, 'N', 'N0', 1, 0.12)
+    # N1 seed0: resumed. First start logs 10..30 then dies mid-line; resumed from iter 20 checkpoint:
+    # second start logs 30 (overlap, new value) and 40.
+    first = [train_line(10, 1.0), train_line(20, 0.9), det_val_line(20, 0.05), train_line(30, 0.8)]
+    second = [train_line(30, 0.7), train_line(40, 0.6), det_val_line(40, 0.11)]
+    write_run(root, profile, 'N', 'N1', 0, starts=[first, second], final=det_final(0.11),
+              raw_tail='{"lr": 0.0001, "data_time": 0.01, "loss": 0.75, "ti')
+    simple_det_run(root, profile, 'N', 'N1', 1, 0.13)
+    # N2: seed0 failed, seed1 finished
+    write_run(root, profile, 'N', 'N2', 0, state='failed', error='RuntimeError: CUDA out of memory',
+              starts=[[train_line(10, 1.0)]])
+    simple_det_run(root, profile, 'N', 'N2', 1, 0.14)
+    # N4: seed0 running, seed1 finished
+    write_run(root, profile, 'N', 'N4', 0, state='running', starts=[[train_line(10, 1.0), train_line(20, 0.8)]])
+    simple_det_run(root, profile, 'N', 'N4', 1, 0.15)
+    # N6: missing (no directory at all)
+    return root
