@@ -78,7 +78,7 @@ def normalise_metrics(raw: dict, warnings: list[str] | None = None, label: str =
         if base in _METRIC_MAP:
             name, factor = _METRIC_MAP[base]
             if factor == 100 and v < 0:
-                if warnings is not None:
+                if warnings is not None and not name.endswith(('_s', '_m', '_l')):  # area ranges: often empty
                     warnings.append(f'{label}: {k} = {v} (COCO: no ground truth in range) -> NaN')
                 out[name] = math.nan
             else:
@@ -130,7 +130,7 @@ class RunRecord:
         r = dict(grid=self.grid, run=self.run, seed=self.seed, profile=self.profile, task=self.task,
                  state=self.state, error=self.error,
                  n_starts=len(sc.log_dirs) if sc is not None else 0,
-                 last_iter=sc.last_iter if sc is not None else None,
+                 last_iter=sc.last_iter if sc is not None else pd.NA,
                  final_loss=float(train['loss'].dropna().iloc[-1]) if 'loss' in train and
                  train['loss'].notna().any() else math.nan)
         for m in METRICS:
@@ -165,7 +165,10 @@ class GridResult:
 
     def table(self) -> pd.DataFrame:
         """The tidy runs table: one row per (run, seed), states finished/running/queued/failed/missing."""
-        return pd.DataFrame([r.row() for r in self.runs])
+        df = pd.DataFrame([r.row() for r in self.runs])
+        if 'last_iter' in df:
+            df['last_iter'] = df['last_iter'].astype('Int64')
+        return df
 
     def finished(self) -> list[RunRecord]:
         return [r for r in self.runs if r.state == 'finished']

@@ -151,9 +151,9 @@ def _diff(rec: dict, name: str, digits: int) -> str:
 
 def table_title(layout: Layout, profile: str) -> str:
     pt = paper_table(layout.key)
-    t = f'{layout.key}: {pt.title} ({layout.caption or pt.setting}); grid `{layout.grid}`, profile `{profile}`'
+    t = f'{layout.key}: {pt.title}; grid `{layout.grid}`, profile `{profile}`'
     banner = profile_banner(profile)
-    return f'{t} -- **{banner}**' if banner else t
+    return f'**{t}** -- *{banner}*' if banner else f'**{t}**'
 
 
 def _display_rows(df: pd.DataFrame, layout: Layout) -> tuple[list[str], list[list[str]]]:
@@ -176,7 +176,7 @@ def to_markdown(df: pd.DataFrame, layout: Layout, notes: list[str], profile: str
     """Render a built table as Markdown (title, table, notes)."""
     header, body = _display_rows(df, layout)
     esc = lambda s: str(s).replace('|', '\\|')  # noqa: E731
-    lines = [f'**{table_title(layout, profile)}**', '', '| ' + ' | '.join(header) + ' |',
+    lines = [table_title(layout, profile), '', '| ' + ' | '.join(header) + ' |',
              '|' + '---|' * len(header)]
     lines += ['| ' + ' | '.join(esc(c) for c in row) + ' |' for row in body]
     lines += ['', 'Units: AP and mIoU in percent, #Param in millions, FLOPs in G, time in s/iter, memory in GB. '
@@ -199,7 +199,7 @@ def to_latex(df: pd.DataFrame, layout: Layout, notes: list[str], profile: str) -
     header, body = _display_rows(df, layout)
     header, body = header[:-1], [r[:-1] for r in body]  # the run-state column stays in md/csv
     lines = [f'% {GENERATED}; do not edit', r'\begin{table}[t]', r'\centering', r'\scriptsize',
-             rf'\caption{{{_tex_escape(table_title(layout, profile).replace("**", "").replace("`", ""))}}}',
+             rf'\caption{{{_tex_escape(re.sub(r"[*`]", "", table_title(layout, profile)))}}}',
              r'\begin{tabular}{' + 'l' * (1 + len(layout.text_cols)) + 'r' * (len(header) - 1 - len(layout.text_cols)) + '}',
              r'\toprule', ' & '.join(_tex_escape(h) for h in header) + r' \\', r'\midrule']
     lines += [' & '.join(_tex_escape(c) for c in row) + r' \\' for row in body]
@@ -227,7 +227,7 @@ def write_outputs(res: GridResult, out_dir: Path, force: bool = False, sizes: di
     with open(runs_csv, 'w', encoding='utf-8') as f:
         f.write(f'# {GENERATED} (grid {res.grid}, profile {res.profile}); states: finished running queued '
                 f'failed missing unknown\n')
-        runs.to_csv(f, index=False)
+        runs.to_csv(f, index=False, float_format='%.6g')
     written['runs.csv'] = runs_csv
     sizes = sizes if sizes is not None else model_sizes(res)
     mds = []
@@ -245,7 +245,7 @@ def write_outputs(res: GridResult, out_dir: Path, force: bool = False, sizes: di
         _check_overwrite(p, force)
         with open(p, 'w', encoding='utf-8') as f:
             f.write(f'# {GENERATED}: {table_title(layout, res.profile).replace("**", "")}\n')
-            df.to_csv(f, index=False)
+            df.to_csv(f, index=False, float_format='%.6g')
         written[p.name] = p
     written['_markdown'] = '\n'.join(mds)
     return written
