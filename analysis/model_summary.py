@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import io
 import math
+import warnings
 from functools import lru_cache
 
 import torch
@@ -39,7 +40,8 @@ def _build_full(config_text: str, task: str | None) -> torch.nn.Module:
     model_cfg = cfg.model.copy()
     for k in ('pretrained', 'init_cfg'):
         model_cfg.pop(k, None)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
         try:
             with torch.device('meta'):
                 return registry.build(model_cfg)
@@ -82,13 +84,13 @@ def model_size_from_config(config_text: str, task: str | None) -> tuple[float, s
     return math.nan, f'not available (whole model: {reason_full}; backbone: {reason_bb})'
 
 
-def run_model_size(manifest: dict, label: str, warnings: list[str]) -> tuple[float, str]:
+def run_model_size(manifest: dict, label: str, warn: list[str]) -> tuple[float, str]:
     """#Param of a run from its manifest; appends a warning when unavailable or backbone-only."""
     text = manifest.get('config')
     if not isinstance(text, str) or not text.strip():
-        warnings.append(f'{label}: manifest has no config text; #Param shown as -')
+        warn.append(f'{label}: manifest has no config text; #Param shown as -')
         return math.nan, 'not available (no config text in the manifest)'
     params, source = model_size_from_config(text, manifest.get('task'))
     if math.isnan(params) or source.startswith('BACKBONE'):
-        warnings.append(f'{label}: #Param {source}')
+        warn.append(f'{label}: #Param {source}')
     return params, source

@@ -254,7 +254,8 @@ def write_outputs(res: GridResult, out_dir: Path, force: bool = False, sizes: di
 def model_sizes(res: GridResult) -> dict:
     """Run name -> (params in M, source) for each run with a manifest (one build per run name)."""
     sizes = {}
-    for r in res.runs:
+    with_text = sorted(res.runs, key=lambda r: not (r.manifest and r.manifest.get('config')))
+    for r in with_text:
         if r.run in sizes or r.manifest is None:
             continue
         if not math.isnan(r.row()['params_m']):

@@ -101,3 +101,39 @@ def make_grid_N(root, profile='tiny'):
     simple_det_run(root, profile, 'N', 'N4', 1, 0.15)
     # N6: missing (no directory at all)
     return root
+
+
+def tiny_backbone_config(variant='full', n_interactions=4):
+    """Config text with a tiny ViT-Adapter backbone, as the manifest stores it."""
+    return (f"model = dict(type='MaskRCNN', data_preprocessor=dict(type='DetDataPreprocessor', "
+            f"mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True), "
+            f"backbone=dict(type='ViTAdapter', arch='tiny', variant='{variant}', n_interactions={n_interactions}, "
+            f"img_size=128, window_size=4, norm='BN', drop_path_rate=0.0, pretrained=None))\n")
+
+
+def add_checkpoint(run_dir, config_text, seed=0):
+    """Save a checkpoint of a randomly initialised backbone (mmengine layout: state_dict with backbone.*)."""
+    import torch
+
+    from analysis.features import backbone_cfg, build_backbone
+    torch.manual_seed(seed)
+    model = build_backbone(backbone_cfg(config_text))
+    sd = {f'backbone.{k}': v for k, v in model.state_dict().items()}
+    sd['neck.w'] = torch.zeros(1)
+    p = Path(run_dir) / 'iter_40.pth'
+    torch.save({'meta': {'iter': 40}, 'state_dict': sd}, p)
+    (Path(run_dir) / 'last_checkpoint').write_text(str(p))
+    return p
+
+
+def make_grid_N_with_checkpoints(root, profile='tiny'):
+    """:func:`make_grid_N` with tiny backbones: N0 (baseline) and N4 (full) seed 1 get checkpoints."""
+    root = make_grid_N(root, profile)
+    for run, variant, n in (('N0', 'baseline', 0), ('N4', 'full', 4)):
+        text = tiny_backbone_config(variant, n)
+        d = Path(root) / profile / 'N' / run / 'seed1'
+        man = json.loads((d / 'manifest.json').read_text())
+        man['config'] = text
+        (d / 'manifest.json').write_text(json.dumps(man))
+        add_checkpoint(d, text)
+    return root

@@ -1,0 +1,351 @@
+"""Figures of a grid: Fourier analysis of feature maps, stride-8 feature pictures, training curves,
+ablation results with the paper's values marked. PNG and PDF, matplotlib Agg (no display needed).
+
+Usage::
+
+    python -m analysis.figures N --profile tiny [--runs-root DIR] [--out DIR] [--images PATH]
+    python -m analysis.figures all --profile tiny      # every grid that has runs
+
+Writes ``<out>/<profile>/<grid>/figures/*.{png,pdf}`` (``out`` default ``results/``). Figures are built
+on ``matplotlib.figure.Figure`` objects (never pyplot), so they also display in notebooks.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use('Agg') if 'matplotlib.pyplot' not in sys.modules else None
+import numpy as np  # noqa: E402
+from matplotlib import cm  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from analysis import features as F  # noqa: E402
+from analysis.collect import GRIDS, AnalysisError, GridResult, RunRecord, collect_grid, print_warnings, runs_root  # noqa: E402
+from analysis.layouts import LAYOUTS, Layout  # noqa: E402
+from analysis.tables import RESULTS_DIR, build_table, grids_with_runs, profile_banner  # noqa: E402
+
+#: Preferred (ViT baseline, ViT-Adapter) run pair per grid for the feature pictures.
+BASELINE_PAIRS = {
+    'components': ('baseline', 'full'), 'N': ('N0', 'N4'), 'attention': ('global', 'deformable'),
+    'main-det': ('maskrcnn_1x_vit_S', 'maskrcnn_1x_vit_adapter_S'),
+    'main-seg': ('semfpn_vit_S', 'semfpn_vit_adapter_S'),
+}
+PI_TICKS = ([0, math.pi / 4, math.pi / 2, 3 * math.pi / 4, math.pi], ['0', 'π/4', 'π/2', '3π/4', 'π'])
+
+
+def new_figure(w: float, h: float) -> Figure:
+    fig = Figure(figsize=(w, h), dpi=110, layout='constrained')
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
+    """Save a figure as ``name.png`` and ``name.pdf``; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f'{name}.png', out_dir / f'{name}.pdf']
+    for p in paths:
+        fig.savefig(p)
+    return paths
+
+
+def _suptitle(fig: Figure, text: str, profile: str) -> None:
+    banner = profile_banner(profile)
+    width = max(40, int(fig.get_figwidth() * 13))
+    fig.suptitle(textwrap.fill(text, width) + (f'\n{banner}' if banner else ''), fontsize=9)
+
+
+# ---------------------------------------------------------------- Fourier
+def plot_fourier(curves: dict, title: str = '', profile: str = 'paper', ax=None) -> Figure:
+    """One delta-log-amplitude curve per model.
+
+    Args:
+        curves: label -> (freqs, delta) (numpy, freqs 0..pi).
+    """
+    fig = ax.figure if ax is not None else new_figure(5, 3.8)
+    ax = ax or fig.add_subplot()
+    for i, (label, (f, d)) in enumerate(curves.items()):
+        ax.plot(f, d, marker='o', ms=3, lw=1.8, label=label, color=cm.tab10(i % 10))
+    _fourier_axes(ax)
+    ax.legend(fontsize=8)
+    if title:
+        _suptitle(fig, title, profile)
+    return fig
+
+
+def plot_fourier_depth(block_curves: list, title: str = '', profile: str = 'paper', ax=None,
+                       cmap: str = 'viridis') -> Figure:
+    """One curve per ViT block, coloured by depth (sequential colormap, colorbar = block index)."""
+    fig = ax.figure if ax is not None else new_figure(5.4, 3.8)
+    ax = ax or fig.add_subplot()
+    cmap_ = matplotlib.colormaps[cmap]
+    n = len(block_curves)
+    for i, (f, d) in enumerate(block_curves):
+        ax.plot(f, d, lw=1.4, color=cmap_(i / max(n - 1, 1)))
+    _fourier_axes(ax)
+    sm = cm.ScalarMappable(cmap=cmap_, norm=matplotlib.colors.Normalize(1, max(n, 2)))
+    fig.colorbar(sm, ax=ax, label='ViT block (depth)')
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def _fourier_axes(ax) -> None:
+    ax.set_xticks(*PI_TICKS)
+    ax.set_xlim(0, math.pi)
+    ax.set_xlabel('frequency (per axis, rad/pixel)')
+    ax.set_ylabel('Δ log amplitude')
+    ax.grid(alpha=0.3)
+
+
+# ---------------------------------------------------------------- feature pictures
+def plot_feature_maps(images: np.ndarray, maps: dict, title: str = '', profile: str = 'paper') -> Figure:
+    """Stride-8 maps as pictures: per image the input, then per model the channel mean and the first
+    three principal components as RGB.
+
+    Args:
+        images: (B, H, W, 3) uint8 or float in [0, 1] (what the models saw, denormalised).
+        maps: label -> (B, C, h, w) feature map.
+    """
+    b = images.shape[0]
+    ncol = 1 + 2 * len(maps)
+    fig = new_figure(1.9 * ncol, 2.0 * b + 0.6)
+    axes = fig.subplots(b, ncol, squeeze=False)
+    for i in range(b):
+        axes[i, 0].imshow(images[i])
+        axes[i, 0].set_title('input' if i == 0 else '', fontsize=8)
+        for j, (label, m) in enumerate(maps.items()):
+            axes[i, 1 + 2 * j].imshow(F.channel_mean(m[i]), cmap='magma', interpolation='nearest')
+            axes[i, 2 + 2 * j].imshow(F.pca_rgb(m[i]), interpolation='nearest')
+            if i == 0:
+                axes[i, 1 + 2 * j].set_title(f'{label}\nchannel mean', fontsize=8)
+                axes[i, 2 + 2 * j].set_title(f'{label}\nPCA 1-3 as RGB', fontsize=8)
+    for a in axes.flat:
+        a.set_xticks([])
+        a.set_yticks([])
+    if title:
+        _suptitle(fig, title, profile)
+    return fig
+
+
+# ---------------------------------------------------------------- curves and results
+def _main_metric(res: GridResult) -> tuple[str, str]:
+    """(raw val key, label) of the grid's headline metric."""
+    tasks = {r.task for r in res.runs if r.task}
+    return ('mIoU', 'mIoU (%)') if tasks == {'seg'} else ('bbox_mAP', 'box AP (%)')
+
+
+def plot_training_curves(res: GridResult) -> Figure:
+    """Training loss per iteration and the validation metric, one colour per run, one line per seed."""
+    key, label = _main_metric(res)
+    fig = new_figure(10, 3.8)
+    ax_l, ax_v = fig.subplots(1, 2)
+    names = list(dict.fromkeys(r.run for r in res.runs))
+    styles = ['-', '--', ':', '-.']
+    for i, name in enumerate(names):
+        col = cm.tab10(i % 10)
+        for r in (r for r in res.runs if r.run == name and r.scalars is not None):
+            ls = styles[r.seed % len(styles)]
+            lab = f'{name} s{r.seed} ({r.state})'
+            tr = r.scalars.train
+            if 'loss' in tr:
+                ax_l.plot(tr.index, tr['loss'], ls, color=col, lw=1.3, label=lab)
+            va = r.scalars.val
+            cols = [c for c in va.columns if c.rsplit('/', 1)[-1] == key]
+            if cols:
+                y = va[cols[0]] * (100 if key != 'mIoU' else 1)
+                ax_v.plot(va.index, y, ls, color=col, marker='o', ms=3, lw=1.3, label=lab)
+    ax_l.set(xlabel='iteration', ylabel='training loss', title='training loss')
+    ax_v.set(xlabel='validation step (epoch or iteration)', ylabel=label, title=f'validation {label}')
+    for a in (ax_l, ax_v):
+        a.grid(alpha=0.3)
+    if ax_l.lines:
+        ax_l.legend(fontsize=7, ncol=2)
+    if not ax_v.lines:
+        ax_v.text(0.5, 0.5, 'no validation lines logged yet', ha='center', va='center', transform=ax_v.transAxes)
+    _suptitle(fig, f'{res.grid}: training curves', res.profile)
+    return fig
+
+
+def plot_results(res: GridResult, layout: Layout, sizes: dict | None = None) -> Figure:
+    """Our results (mean, error bar = std over seeds) with the paper's values marked.
+
+    Bars for tables with categorical rows; a line over N for the N ablation. Only accuracy columns
+    (AP, mIoU) are plotted; failed/missing runs show no bar and are labelled.
+    """
+    df, _ = build_table(res, layout, sizes or {})
+    cols = [c for c in layout.cols if c.metric.startswith(('AP', 'mIoU')) and c.ours]
+    fig = new_figure(6.0 if layout.key == 'A2' else max(5.0, 1.1 * len(df) * max(1, len(cols)) ** 0.5 + 2), 4.0)
+    ax = fig.add_subplot()
+    x = np.arange(len(df))
+    width = 0.8 / max(len(cols), 1)
+    for j, c in enumerate(cols):
+        ours = df[f'{c.name} ours'].to_numpy(float)
+        std = np.nan_to_num(df[f'{c.name} std'].to_numpy(float))
+        paper = df[f'{c.name} paper'].to_numpy(float)
+        col = cm.tab10(j % 10)
+        if layout.key == 'A2':
+            xs = [int(lbl.split('=')[1]) for lbl in df['Row']]
+            ax.errorbar(xs, ours, yerr=std, marker='o', color=col, capsize=3, label=f'{c.name} ours')
+            ax.plot(xs, paper, ls='--', marker='x', color=col, label=f'{c.name} paper')
+            for x_, n in zip(xs, df[f'{c.name} n']):
+                if n == 0 and j == 0:
+                    ax.annotate('no finished run', (x_, 0), xycoords=('data', 'axes fraction'), xytext=(0, 4),
+                                textcoords='offset points', ha='center', fontsize=7, color='gray')
+            continue
+        pos = x - 0.4 + width * (j + 0.5)
+        ax.bar(pos, np.nan_to_num(ours), width, yerr=std, color=col, alpha=0.8, capsize=2, label=f'{c.name} ours')
+        ax.scatter(pos, paper, marker='_', s=400 * width, color='black', zorder=3, linewidths=2,
+                   label='paper' if j == 0 else None)
+        for p_, o, n in zip(pos, ours, df[f'{c.name} n']):
+            if n == 0:
+                ax.text(p_, 0.5, 'no run', rotation=90, ha='center', va='bottom', fontsize=7, color='gray')
+            elif not math.isnan(o):
+                ax.text(p_, o, f'{o:.1f}', ha='center', va='bottom', fontsize=6)
+    if layout.key == 'A2':
+        ax.set_xlabel('number of interactions N')
+    else:
+        ax.set_xticks(x, df['Row'], rotation=25 if len(df) > 4 else 0, ha='right' if len(df) > 4 else 'center',
+                      fontsize=8)
+    ax.set_ylabel('percent')
+    ax.grid(axis='y', alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    _suptitle(fig, f'{layout.key} ({res.grid}): ours vs paper', res.profile)
+    return fig
+
+
+# ---------------------------------------------------------------- from checkpoints
+def _pick_runs(res: GridResult, names: list[str] | None = None) -> list[RunRecord]:
+    """One run record per run name (first seed with a checkpoint and a manifest)."""
+    chosen = {}
+    for r in res.runs:
+        if names is not None and r.run not in names:
+            continue
+        if r.run not in chosen and r.manifest is not None and r.checkpoint() is not None:
+            chosen[r.run] = r
+    if names is not None:
+        return [chosen[n] for n in names if n in chosen]
+    return list(chosen.values())
+
+
+def _images_for(run: RunRecord, images: str | None, n: int, size: int) -> tuple[np.ndarray, object, str]:
+    """(uint8 pictures (B, size, size, 3), normalised tensor, description) for a run."""
+    from PIL import Image  # noqa: PLC0415
+
+    text = run.manifest.get('config') if run.manifest else None
+    mean, std = F.normalisation(text)
+    folder = Path(images) if images else (F.config_image_dir(text, F_ROOT) if text else None)
+    if folder is not None and (folder.is_dir() or folder.is_file()):
+        paths = F.list_images(folder, n)
+        pics = np.stack([np.asarray(Image.open(p).convert('RGB').resize((size, size), Image.BILINEAR))
+                         for p in paths])
+        desc = f'{len(paths)} images from {folder}'
+    else:
+        if images:
+            raise AnalysisError(f'--images {images}: no such file or folder')
+        pics = F.demo_images(n, size)
+        desc = f'{n} built-in demo pictures (no image folder found{f" at {folder}" if folder else ""})'
+    x = (np.asarray(pics, np.float32) - np.array(mean, np.float32)) / np.array(std, np.float32)
+    import torch  # noqa: PLC0415
+    return pics, torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), desc
+
+
+F_ROOT = Path(__file__).resolve().parents[1]
+
+
+def feature_figures(res: GridResult, out_dir: Path, images: str | None = None, n_images: int = 4,
+                    size: int = 128) -> list[Path]:
+    """Fourier curves and stride-8 pictures from the grid's checkpoints; warnings for runs without one."""
+    runs = _pick_runs(res)
+    written: list[Path] = []
+    without = sorted({r.run for r in res.runs} - {r.run for r in runs})
+    if without:
+        res.warnings.append(f'{res.grid}: no checkpoint for {", ".join(without)}: not in the feature figures')
+    if not runs:
+        return written
+    pics, x, desc = _images_for(runs[0], images, n_images, size)
+    feats, weights = {}, {}
+    for r in runs:
+        try:
+            model, weights[r.run] = F.load_run_backbone(r.manifest, r.checkpoint())
+            feats[r.run] = F.intermediates(model, x)
+        except Exception as e:  # noqa: BLE001 -- reported by name, other runs still plotted
+            res.warnings.append(f'{r.label}: feature extraction failed: {type(e).__name__}: {e}')
+    if not feats:
+        return written
+    curves = {name: F.fourier_curves(f, tuple(x.shape[-2:])) for name, f in feats.items()}
+    fig = plot_fourier({n: c['stride8'] for n, c in curves.items()},
+                       f'{res.grid}: Fourier analysis of the stride-8 feature maps ({desc})', res.profile)
+    written += save(fig, out_dir, 'fourier_stride8')
+    fig = new_figure(4.6 * min(len(curves), 3), 3.6 * math.ceil(len(curves) / 3))
+    axes = fig.subplots(math.ceil(len(curves) / 3), min(len(curves), 3), squeeze=False).flat
+    for ax, (name, c) in zip(axes, curves.items()):
+        plot_fourier_depth(c['vit_blocks'], f'{name}: ViT blocks', ax=ax)
+    for ax in list(axes):
+        ax.set_visible(False)
+    _suptitle(fig, f'{res.grid}: Fourier analysis of the ViT blocks (stride 16)', res.profile)
+    written += save(fig, out_dir, 'fourier_vit_blocks')
+    pair = [n for n in BASELINE_PAIRS.get(res.grid, ()) if n in feats] or list(feats)[:2]
+    fig = plot_feature_maps(pics[:min(len(pics), 3)], {n: feats[n]['stride8'][:3] for n in pair},
+                            f'{res.grid}: stride-8 feature maps ({", ".join(pair)})', res.profile)
+    written += save(fig, out_dir, 'stride8_features')
+    return written
+
+
+def write_figures(res: GridResult, out_dir: Path, images: str | None = None, n_images: int = 4,
+                  size: int = 128, with_features: bool = True) -> list[Path]:
+    """Every figure of a grid into ``out_dir``; returns the written paths."""
+    written = save(plot_training_curves(res), out_dir, 'training_curves')
+    for lay in LAYOUTS[res.grid]:
+        if any(c.metric.startswith(('AP', 'mIoU')) for c in lay.cols):
+            written += save(plot_results(res, lay), out_dir, f'results_{lay.key}')
+    if with_features:
+        written += feature_figures(res, out_dir, images, n_images, size)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog='python -m analysis.figures', description=__doc__.split('\n\n')[0])
+    ap.add_argument('grid', help=f'grid name ({", ".join(GRIDS)}) or "all" (every grid with runs)')
+    ap.add_argument('--profile', default='tiny')
+    ap.add_argument('--runs-root', default=None, help='runs root (default $RUNS_ROOT or runs/)')
+    ap.add_argument('--out', default=None, help='output root (default results/); writes <out>/<profile>/<grid>/figures/')
+    ap.add_argument('--images', default=None, help='image file or folder for the feature figures '
+                                                   '(default: the run config\'s validation images)')
+    ap.add_argument('--n-images', type=int, default=4, help='images averaged in the Fourier curves (default 4)')
+    ap.add_argument('--size', type=int, default=128, help='square input size for the feature figures (default 128)')
+    ap.add_argument('--no-features', action='store_true', help='skip the checkpoint-based figures')
+    args = ap.parse_args(argv)
+    try:
+        root = runs_root(args.runs_root)
+        if not root.is_dir():
+            raise AnalysisError(f'runs root {root} does not exist; pass --runs-root DIR or set RUNS_ROOT')
+        if args.grid == 'all':
+            grids = grids_with_runs(root, args.profile)
+            if not grids:
+                raise AnalysisError(f'no grid has runs under {root / args.profile}')
+        elif args.grid not in GRIDS:
+            raise AnalysisError(f'unknown grid {args.grid!r}; known grids: {", ".join(GRIDS)} (or "all")')
+        else:
+            grids = [args.grid]
+        out_root = Path(args.out) if args.out else RESULTS_DIR
+        for g in grids:
+            res = collect_grid(g, args.profile, root)
+            written = write_figures(res, out_root / args.profile / g / 'figures', args.images, args.n_images,
+                                    args.size, not args.no_features)
+            print_warnings(res)
+            for p in written:
+                print(f'wrote {p}')
+    except AnalysisError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
