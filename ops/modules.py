@@ -76,7 +76,7 @@ class MSDeformAttn(nn.Module):
         n, lq, _ = query.shape
         _, s, _ = input_flatten.shape
         shapes = input_spatial_shapes
-        if int((shapes[:, 0] * shapes[:, 1]).sum()) != s:
+        if not torch.compiler.is_compiling() and int((shapes[:, 0] * shapes[:, 1]).sum()) != s:
             raise ValueError(f'MSDeformAttn: input_spatial_shapes {shapes.tolist()} sum to '
                              f'{int((shapes[:, 0] * shapes[:, 1]).sum())} tokens but input_flatten has S={s}')
         value = self.value_proj(input_flatten)

@@ -69,11 +69,12 @@ inline bool footprint(coord_t x, coord_t y, int64_t H, int64_t W, Footprint<coor
   return true;
 }
 
-template <typename scalar_t, typename coord_t>
+// kD > 0: the channel count is a compile-time constant (fully unrolled D loops); kD == 0: runtime D.
+template <typename scalar_t, typename coord_t, int kD>
 void forward_impl(const scalar_t* __restrict__ value, const int64_t* shapes, const int64_t* starts,
                   const coord_t* __restrict__ loc, const coord_t* __restrict__ attn, scalar_t* __restrict__ out,
                   const MsdaSizes& z) {
-  const int64_t N = z.N, S = z.S, M = z.M, D = z.D, Lq = z.Lq, L = z.L, P = z.P;
+  const int64_t N = z.N, S = z.S, M = z.M, D = kD > 0 ? kD : z.D, Lq = z.Lq, L = z.L, P = z.P;
   const int64_t rs = M * D;  // stride between two spatial positions in value
   const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(1, M * L * P));
   at::parallel_for(0, N * Lq, grain, [&](int64_t begin, int64_t end) {
@@ -126,22 +127,31 @@ void forward_impl(const scalar_t* __restrict__ value, const int64_t* shapes, con
 }
 
 // gvalue has the layout of value but dtype coord_t (exact accumulation for reduced-precision values).
-template <typename scalar_t, typename coord_t>
+template <typename scalar_t, typename coord_t, int kD>
 void backward_impl(const scalar_t* __restrict__ gout, const scalar_t* __restrict__ value, const int64_t* shapes,
                    const int64_t* starts, const coord_t* __restrict__ loc, const coord_t* __restrict__ attn,
-                   coord_t* __restrict__ gvalue, coord_t* __restrict__ gloc, coord_t* __restrict__ gattn,
+                   scalar_t* __restrict__ gvalue, coord_t* __restrict__ gloc, coord_t* __restrict__ gattn,
                    const MsdaSizes& z) {
-  const int64_t N = z.N, S = z.S, M = z.M, D = z.D, Lq = z.Lq, L = z.L, P = z.P;
+  const int64_t N = z.N, S = z.S, M = z.M, D = kD > 0 ? kD : z.D, Lq = z.Lq, L = z.L, P = z.P;
   const int64_t rs = M * D;
   at::parallel_for(0, N * M * L, 1, [&](int64_t begin, int64_t end) {
-    std::vector<coord_t> g_buf(D);
+    std::vector<coord_t> g_buf(D), v_buf, gv_buf;
     coord_t* __restrict__ g = g_buf.data();
     Footprint<coord_t> f;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t l = task % L, m = (task / L) % M, n = task / (L * M);
-      const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
-      const scalar_t* vl = value + n * S * rs + starts[l] * rs + m * D;
-      coord_t* gvl = gvalue + n * S * rs + starts[l] * rs + m * D;
+      const int64_t H = shapes[2 * l], W = shapes[2 * l + 1], HW = H * W;
+      // Gather this (n, level, head) slice into dense (H*W, D) buffers: neighbouring pixels become
+      // neighbouring rows, so the scattered corner accesses stay in cache and prefetch well.
+      const scalar_t* src = value + (n * S + starts[l]) * rs + m * D;
+      v_buf.resize(HW * D);
+      gv_buf.assign(HW * D, coord_t(0));
+      for (int64_t r = 0; r < HW; ++r) {
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) v_buf[r * D + d] = static_cast<coord_t>(src[r * rs + d]);
+      }
+      const coord_t* vl = v_buf.data();
+      coord_t* gvl = gv_buf.data();
       for (int64_t q = 0; q < Lq; ++q) {
         const int64_t qm = (n * Lq + q) * M + m;
         const coord_t* lp = loc + qm * L * P * 2;
@@ -155,18 +165,47 @@ void backward_impl(const scalar_t* __restrict__ gout, const scalar_t* __restrict
           if (!footprint<coord_t>(lp[2 * i], lp[2 * i + 1], H, W, f)) continue;
           const coord_t a = ap[i];
           coord_t s[4] = {0, 0, 0, 0};  // s[c] = <grad_out, value at corner c>
-          for (int c = 0; c < 4; ++c) {
-            if (!f.ok[c]) continue;
-            const scalar_t* __restrict__ v = vl + f.row[c] * rs;
-            coord_t* __restrict__ gv = gvl + f.row[c] * rs;
-            const coord_t w = a * f.bw[c];
-            coord_t dot = 0;
-#pragma omp simd reduction(+ : dot)
+          if (f.all_ok) {  // common case: one fused pass over D for the four corners
+            const coord_t* __restrict__ v0 = vl + f.row[0] * D;
+            const coord_t* __restrict__ v1 = vl + f.row[1] * D;
+            const coord_t* __restrict__ v2 = vl + f.row[2] * D;
+            const coord_t* __restrict__ v3 = vl + f.row[3] * D;
+            coord_t* __restrict__ g0 = gvl + f.row[0] * D;
+            coord_t* __restrict__ g1 = gvl + f.row[1] * D;
+            coord_t* __restrict__ g2 = gvl + f.row[2] * D;
+            coord_t* __restrict__ g3 = gvl + f.row[3] * D;
+            const coord_t w0 = a * f.bw[0], w1 = a * f.bw[1], w2 = a * f.bw[2], w3 = a * f.bw[3];
+            coord_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
             for (int64_t d = 0; d < D; ++d) {
-              dot += g[d] * static_cast<coord_t>(v[d]);
-              gv[d] += w * g[d];
+              const coord_t gd = g[d];
+              s0 += gd * v0[d];
+              s1 += gd * v1[d];
+              s2 += gd * v2[d];
+              s3 += gd * v3[d];
+              g0[d] += w0 * gd;
+              g1[d] += w1 * gd;
+              g2[d] += w2 * gd;
+              g3[d] += w3 * gd;
             }
-            s[c] = dot;
+            s[0] = s0;
+            s[1] = s1;
+            s[2] = s2;
+            s[3] = s3;
+          } else {
+            for (int c = 0; c < 4; ++c) {
+              if (!f.ok[c]) continue;
+              const coord_t* __restrict__ v = vl + f.row[c] * D;
+              coord_t* __restrict__ gv = gvl + f.row[c] * D;
+              const coord_t w = a * f.bw[c];
+              coord_t dot = 0;
+#pragma omp simd reduction(+ : dot)
+              for (int64_t d = 0; d < D; ++d) {
+                dot += g[d] * v[d];
+                gv[d] += w * g[d];
+              }
+              s[c] = dot;
+            }
           }
           const coord_t hh = coord_t(1) - f.lh, hw = coord_t(1) - f.lw;
           gattn[qm * L * P + i] = f.bw[0] * s[0] + f.bw[1] * s[1] + f.bw[2] * s[2] + f.bw[3] * s[3];
@@ -177,8 +216,25 @@ void backward_impl(const scalar_t* __restrict__ gout, const scalar_t* __restrict
           gloc[(qm * L * P + i) * 2 + 1] = a * dh * static_cast<coord_t>(H);
         }
       }
+      scalar_t* dst = gvalue + (n * S + starts[l]) * rs + m * D;
+      for (int64_t r = 0; r < HW; ++r) {
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) dst[r * rs + d] = static_cast<scalar_t>(gv_buf[r * D + d]);
+      }
     }
   });
+}
+
+// Calls fn(std::integral_constant<int, kD>) with kD = D for the common float32 head sizes (ViT-Adapter and
+// Deformable DETR use 32 and 64 channels per head), else kD = 0 (runtime D). Other dtypes use the runtime-D
+// kernel only, to keep the compile short.
+template <typename scalar_t, typename Fn>
+void with_channels(int64_t D, Fn&& fn) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (D == 64) return fn(std::integral_constant<int, 64>{});
+    if (D == 32) return fn(std::integral_constant<int, 32>{});
+  }
+  fn(std::integral_constant<int, 0>{});
 }
 
 // Level sizes must sum to S and the start indices must be their exclusive cumulative sum; reading
@@ -212,10 +268,14 @@ at::Tensor ms_deform_attn_forward_cpu(const at::Tensor& value, const at::Tensor&
   AT_DISPATCH_FLOATING_TYPES_AND2(at::ScalarType::Half, at::ScalarType::BFloat16, value.scalar_type(),
                                   "ms_deform_attn_forward_cpu", [&] {
                                     using coord_t = coord_type_t<scalar_t>;
-                                    forward_impl<scalar_t, coord_t>(
-                                        value.data_ptr<scalar_t>(), spatial_shapes.data_ptr<int64_t>(),
-                                        level_start_index.data_ptr<int64_t>(), sampling_locations.data_ptr<coord_t>(),
-                                        attention_weights.data_ptr<coord_t>(), out.data_ptr<scalar_t>(), z);
+                                    auto run = [&](auto kd) {
+                                      forward_impl<scalar_t, coord_t, decltype(kd)::value>(
+                                          value.data_ptr<scalar_t>(), spatial_shapes.data_ptr<int64_t>(),
+                                          level_start_index.data_ptr<int64_t>(),
+                                          sampling_locations.data_ptr<coord_t>(),
+                                          attention_weights.data_ptr<coord_t>(), out.data_ptr<scalar_t>(), z);
+                                    };
+                                    with_channels<scalar_t>(z.D, run);
                                   });
   return out;
 }
@@ -234,21 +294,24 @@ std::vector<at::Tensor> ms_deform_attn_backward_cpu(const at::Tensor& grad_outpu
                   grad_output.numel() == z.N * z.Lq * z.M * z.D,
               "ms_deform_attn_backward_cpu: grad_output must be a contiguous (N, Lq, M*D) tensor of the value dtype");
   const auto coord = sampling_locations.scalar_type();
-  auto grad_value = at::zeros(value.sizes(), value.options().dtype(coord));
+  // Every element is written exactly once (each (n, level, head) slice by the task that owns it).
+  auto grad_value = at::empty(value.sizes(), value.options());
   auto grad_loc = at::zeros_like(sampling_locations);
   auto grad_attn = at::zeros_like(attention_weights);
   if (grad_output.numel() > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::ScalarType::Half, at::ScalarType::BFloat16, value.scalar_type(), "ms_deform_attn_backward_cpu", [&] {
           using coord_t = coord_type_t<scalar_t>;
-          backward_impl<scalar_t, coord_t>(
-              grad_output.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(), spatial_shapes.data_ptr<int64_t>(),
-              level_start_index.data_ptr<int64_t>(), sampling_locations.data_ptr<coord_t>(),
-              attention_weights.data_ptr<coord_t>(), grad_value.data_ptr<coord_t>(), grad_loc.data_ptr<coord_t>(),
-              grad_attn.data_ptr<coord_t>(), z);
+          auto run = [&](auto kd) {
+            backward_impl<scalar_t, coord_t, decltype(kd)::value>(
+                grad_output.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(), spatial_shapes.data_ptr<int64_t>(),
+                level_start_index.data_ptr<int64_t>(), sampling_locations.data_ptr<coord_t>(),
+                attention_weights.data_ptr<coord_t>(), grad_value.data_ptr<scalar_t>(),
+                grad_loc.data_ptr<coord_t>(), grad_attn.data_ptr<coord_t>(), z);
+          };
+          with_channels<scalar_t>(z.D, run);
         });
   }
-  if (grad_value.scalar_type() != value.scalar_type()) grad_value = grad_value.to(value.scalar_type());
   return {grad_value, grad_loc, grad_attn};
 }
 

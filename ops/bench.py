@@ -1,0 +1,240 @@
+"""Benchmark ``ms_deform_attn`` backends at ViT-Adapter-S shapes (``make bench-ops``).
+
+Shapes (ViT-Adapter-S: embed 384, 6 heads x 64 channels, 4 points):
+
+- injector: queries are the ViT tokens at 1/16; values the spatial-prior features at 1/8, 1/16, 1/32.
+- extractor: queries are the spatial-prior tokens at 1/8, 1/16, 1/32; values the ViT tokens at 1/16.
+
+Sampling locations are realistic: each query's reference point (its pixel centre, normalised) plus offsets
+of a few pixels on each level; attention weights are a softmax over (levels, points).
+
+For every backend available on the device: median forward time (no autograd) and median forward+backward
+time (value, locations and weights need gradients), the speed-up over the reference, and the achieved
+bandwidth against the memory floor. The floor assumes every tensor crosses DRAM exactly once per pass:
+forward reads value, locations, weights and writes the output; backward reads grad_output, value,
+locations, weights and writes their three gradients. The machine's copy bandwidth is measured in the same
+run (a 256 MiB tensor copy, read + write counted), so ``x floor`` = measured time / (floor bytes / copy BW).
+
+Results are printed and saved as markdown + CSV under ``ops/bench_results/`` (timestamped, never
+overwritten).
+
+Usage::
+
+    python -m ops.bench                       # CPU, 2 threads, 512 and 1024 inputs, batch 1 and 2
+    python -m ops.bench --device cuda         # every backend available on the GPU
+    python -m ops.bench --sizes 512 --batches 1 --repeats 3
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from . import functions
+from .functions import ms_deform_attn
+
+HEADS, CHANNELS, POINTS = 6, 64, 4
+RESULTS_DIR = Path(__file__).resolve().parent / 'bench_results'
+
+
+def _levels(size: int, strides: tuple[int, ...]) -> list[tuple[int, int]]:
+    return [(size // s, size // s) for s in strides]
+
+
+def _reference_points(shapes: list[tuple[int, int]]) -> torch.Tensor:
+    """Pixel centres of all positions of ``shapes`` (concatenated), normalised (x, y): (Lq, 2)."""
+    pts = []
+    for h, w in shapes:
+        ys, xs = torch.meshgrid((torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w, indexing='ij')
+        pts.append(torch.stack([xs.reshape(-1), ys.reshape(-1)], -1))
+    return torch.cat(pts)
+
+
+def make_inputs(call: str, size: int, batch: int, device: str, dtype=torch.float32, seed: int = 0):
+    """Inputs of one ViT-Adapter-S MSDeformAttn call ('injector' or 'extractor') at a square input ``size``."""
+    g = torch.Generator().manual_seed(seed)
+    if call == 'injector':
+        query_shapes, value_shapes = _levels(size, (16,)), _levels(size, (8, 16, 32))
+    elif call == 'extractor':
+        query_shapes, value_shapes = _levels(size, (8, 16, 32)), _levels(size, (16,))
+    else:
+        raise ValueError(f"make_inputs: call must be 'injector' or 'extractor', got {call!r}")
+    shapes = torch.tensor(value_shapes, dtype=torch.long)
+    sizes = shapes.prod(1)
+    starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+    s, n_levels = int(sizes.sum()), len(value_shapes)
+    ref = _reference_points(query_shapes)  # (Lq, 2)
+    lq = ref.shape[0]
+    value = torch.randn(batch, s, HEADS, CHANNELS, generator=g)
+    # Offsets of a few pixels on each level (the module's init spreads points 1..P pixels along a direction).
+    wh = torch.tensor([[w, h] for h, w in value_shapes], dtype=torch.float32)  # (L, 2) as (x, y) normalisers
+    offsets = torch.randn(batch, lq, HEADS, n_levels, POINTS, 2, generator=g) * 2.0
+    loc = ref[None, :, None, None, None, :] + offsets / wh[None, None, None, :, None, :]
+    logits = torch.randn(batch, lq, HEADS, n_levels * POINTS, generator=g)
+    weights = logits.softmax(-1).view(batch, lq, HEADS, n_levels, POINTS)
+    out = [value.to(dtype), shapes, starts, loc, weights.to(dtype if dtype == torch.float64 else torch.float32)]
+    if dtype == torch.float64:
+        out[3] = out[3].double()
+    return [t.to(device) for t in out]
+
+
+def floor_bytes(inputs) -> tuple[int, int]:
+    """(forward, forward+backward) bytes if each tensor crossed DRAM once per pass."""
+    value, _, _, loc, weights = inputs
+    n, _, m, d = value.shape
+    out = n * loc.shape[1] * m * d * value.element_size()
+    vb, lb, wb = value.numel() * value.element_size(), loc.numel() * loc.element_size(), \
+        weights.numel() * weights.element_size()
+    fwd = vb + lb + wb + out
+    bwd = out + vb + lb + wb + vb + lb + wb  # grad_out, inputs read; three gradients written
+    return fwd, fwd + bwd
+
+
+def copy_bandwidth(device: str, mib: int = 256, repeats: int = 7) -> float:
+    """Bytes/s of a large tensor copy (read + write counted)."""
+    src = torch.empty(mib * 2 ** 20 // 4, dtype=torch.float32, device=device).uniform_()
+    dst = torch.empty_like(src)
+    times = _time(lambda: dst.copy_(src), device, repeats)
+    return 2 * src.numel() * 4 / statistics.median(times)
+
+
+def _sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def _time(fn, device: str, repeats: int, warmup: int = 1) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def bench_one(inputs, backend: str, device: str, repeats: int) -> tuple[float, float]:
+    """Median forward and forward+backward seconds."""
+    value, shapes, starts, loc, weights = inputs
+
+    def fwd():
+        with torch.no_grad():
+            ms_deform_attn(value, shapes, starts, loc, weights, backend=backend)
+
+    v, l_, w = (t.detach().requires_grad_() for t in (value, loc, weights))
+    grad = torch.randn(value.shape[0], loc.shape[1], value.shape[2] * value.shape[3], device=device,
+                       dtype=value.dtype)
+
+    def fwd_bwd():
+        out = ms_deform_attn(v, shapes, starts, l_, w, backend=backend)
+        torch.autograd.grad(out, (v, l_, w), grad)
+
+    return statistics.median(_time(fwd, device, repeats)), statistics.median(_time(fwd_bwd, device, repeats))
+
+
+def available_backends(device: str) -> list[str]:
+    names = ['reference']
+    kernel = 'cuda' if device.startswith('cuda') else 'cpu'
+    try:
+        functions.current_backend(device, torch.float32, kernel)
+        names.append(kernel)
+    except RuntimeError as exc:
+        print(f'# {kernel} backend unavailable: {exc}')
+    return names
+
+
+def run(device: str = 'cpu', sizes=(512, 1024), batches=(1, 2), repeats: int = 5, threads: int = 2,
+        calls=('injector', 'extractor'), out_dir: Path | None = RESULTS_DIR) -> list[dict]:
+    """Run the benchmark; returns one row per (call, size, batch, backend) and writes the tables."""
+    torch.set_num_threads(threads)
+    backends = available_backends(device)
+    bw = copy_bandwidth(device)
+    rows = []
+    for size in sizes:
+        for batch in batches:
+            for call in calls:
+                inputs = make_inputs(call, size, batch, device)
+                fb, fbb = floor_bytes(inputs)
+                ref_times = None
+                for backend in backends:
+                    t_f, t_fb = bench_one(inputs, backend, device, repeats)
+                    if backend == 'reference':
+                        ref_times = (t_f, t_fb)
+                    row = dict(call=call, input=size, batch=batch, backend=backend,
+                               lq=inputs[3].shape[1], s=inputs[0].shape[1],
+                               fwd_ms=t_f * 1e3, fwd_bwd_ms=t_fb * 1e3,
+                               fwd_speedup=ref_times[0] / t_f, fwd_bwd_speedup=ref_times[1] / t_fb,
+                               fwd_floor_ms=fb / bw * 1e3, fwd_bwd_floor_ms=fbb / bw * 1e3,
+                               fwd_x_floor=t_f / (fb / bw), fwd_bwd_x_floor=t_fb / (fbb / bw),
+                               fwd_gbps=fb / t_f / 1e9, fwd_bwd_gbps=fbb / t_fb / 1e9)
+                    rows.append(row)
+                    print(_fmt_row(row), flush=True)
+    header = _header(device, threads, bw, repeats)
+    if out_dir is not None:
+        _save(rows, header, device, out_dir)
+    return rows
+
+
+_COLS = ['call', 'input', 'batch', 'backend', 'fwd_ms', 'fwd_speedup', 'fwd_x_floor', 'fwd_bwd_ms',
+         'fwd_bwd_speedup', 'fwd_bwd_x_floor', 'fwd_gbps', 'fwd_bwd_gbps']
+
+
+def _fmt_row(r: dict) -> str:
+    return (f"| {r['call']} | {r['input']} | {r['batch']} | {r['backend']} | {r['fwd_ms']:.2f} | "
+            f"{r['fwd_speedup']:.1f}x | {r['fwd_x_floor']:.1f} | {r['fwd_bwd_ms']:.2f} | "
+            f"{r['fwd_bwd_speedup']:.1f}x | {r['fwd_bwd_x_floor']:.1f} | {r['fwd_gbps']:.1f} | "
+            f"{r['fwd_bwd_gbps']:.1f} |")
+
+
+def _header(device: str, threads: int, bw: float, repeats: int) -> str:
+    name = torch.cuda.get_device_name() if device.startswith('cuda') else (platform.processor() or platform.machine())
+    return (f'ms_deform_attn benchmark, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, torch '
+            f'{torch.__version__}, device {device} ({name}), {threads} threads, median of {repeats}; '
+            f'measured copy bandwidth {bw / 1e9:.1f} GB/s (256 MiB copy, read+write). '
+            f'Floor = bytes if every tensor crosses DRAM once per pass / copy bandwidth.')
+
+
+def _save(rows: list[dict], header: str, device: str, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S')
+    base = out_dir / f"{device.split(':')[0]}_{stamp}"
+    with open(f'{base}.csv', 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [header, '',
+             '| call | input | batch | backend | fwd ms | fwd vs ref | fwd x floor | fwd+bwd ms | '
+             'fwd+bwd vs ref | fwd+bwd x floor | fwd GB/s | fwd+bwd GB/s |',
+             '|' + '---|' * 12]
+    lines += [_fmt_row(r) for r in rows]
+    Path(f'{base}.md').write_text('\n'.join(lines) + '\n')
+    print(f'saved {base}.md and {base}.csv')
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--sizes', type=int, nargs='+', default=[512, 1024])
+    parser.add_argument('--batches', type=int, nargs='+', default=[1, 2])
+    parser.add_argument('--calls', nargs='+', default=['injector', 'extractor'])
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--no-save', action='store_true')
+    args = parser.parse_args(argv)
+    print('| call | input | batch | backend | fwd ms | fwd vs ref | fwd x floor | fwd+bwd ms | fwd+bwd vs ref | '
+          'fwd+bwd x floor | fwd GB/s | fwd+bwd GB/s |')
+    run(args.device, tuple(args.sizes), tuple(args.batches), args.repeats, args.threads, tuple(args.calls),
+        None if args.no_save else RESULTS_DIR)
+
+
+if __name__ == '__main__':
+    main()
