@@ -1,0 +1,20 @@
+"""ViT-Adapter backbone for dense prediction (pure PyTorch; no mmdet/mmseg/mmengine imports)."""
+from .attention import (ATTN_TYPES, DeformableCrossAttention, GlobalCrossAttention, StripeCrossAttention,
+                        build_cross_attention)
+from .backbone import (OUT_STRIDES, SIZE_DIVISOR, VARIANTS, ViTAdapter, ViTBaseline, build_backbone,
+                       check_input_size)
+from .baseline import SimplePyramid
+from .convffn import ConvFFN
+from .extractor import Extractor
+from .injector import Injector
+from .interaction import InteractionBlock, PriorAdd
+from .norm import get_act, get_norm
+from .presets import PRESETS, get_preset, interaction_indexes
+from .spm import SpatialPriorModule
+from .vit import VisionTransformer, resize_pos_embed
+
+__all__ = ['ATTN_TYPES', 'ConvFFN', 'DeformableCrossAttention', 'Extractor', 'GlobalCrossAttention', 'Injector',
+           'InteractionBlock', 'OUT_STRIDES', 'PRESETS', 'PriorAdd', 'SIZE_DIVISOR', 'SimplePyramid',
+           'SpatialPriorModule', 'StripeCrossAttention', 'VARIANTS', 'ViTAdapter', 'ViTBaseline',
+           'VisionTransformer', 'build_backbone', 'build_cross_attention', 'check_input_size', 'get_act',
+           'get_norm', 'get_preset', 'interaction_indexes', 'resize_pos_embed']

@@ -1,0 +1,376 @@
+"""Pre-trained ViT checkpoints -> this suite's ``VisionTransformer`` (one pure conversion per source format).
+
+Formats, detected from the keys:
+
+- ``timm``: DeiT ``.pth`` (keys under 'model': cls_token, [dist_token], pos_embed (1, 1+N, C),
+  patch_embed.proj.*, blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}, norm, head[_dist]) and
+  the timm-converted AugReg ``.pth`` (same names, top level).
+- ``augreg_npz``: the JAX AugReg ``.npz`` ('embedding/kernel' (p, p, 3, C), 'cls',
+  'Transformer/posembed_input/pos_embedding', 'Transformer/encoderblock_N/{LayerNorm_0, LayerNorm_2,
+  MultiHeadDotProductAttention_1/{query,key,value,out}, MlpBlock_3/Dense_{0,1}}', 'Transformer/encoder_norm',
+  'head', 'pre_logits').
+- ``beit``: BEiT / BEiTv2 ``.pth`` (blocks.N.attn.qkv.weight without bias + q_bias / v_bias,
+  attn.relative_position_bias_table ((2Wh-1)(2Ww-1)+3, heads) and relative_position_index, gamma_1 / gamma_2,
+  optional shared rel_pos_bias.*, no absolute position embedding unless use_abs_pos_emb).
+- ``uniperceiver``: Uni-Perceiver ``.pth`` as loaded by the official ``UnifiedBertEncoder``
+  (visual_embed.patch_embed.{proj, pos_embed.weight (N, C)}, visual_embed.embeddings_type.weight,
+  visual_embed.embeddings_norm, layers.N.attention.self.{query,key,value}, attention.output.{dense, LayerNorm},
+  intermediate.dense, output.{dense, LayerNorm}). Post-norm BERT layers: build the ViT with
+  ``post_norm=True, embed_norm=True``. Assumed from the official ViT-Adapter code (no checkpoint inspected);
+  an optional leading 'module.' / 'backbone.' / 'encoder.' prefix is stripped.
+- ``suite``: a state dict of this suite's ViT (optionally prefixed 'vit.' or 'backbone.vit.').
+
+Position embeddings lose their prefix tokens and are resized bicubically to the model's pre-training grid;
+heads and class tokens are dropped; BEiT layer scale goes to LayerScale when the model has it, else it is folded
+exactly into attn.proj / mlp.fc2; the BEiT relative position table goes to the model's ``rel_pos_table`` (resized)
+when the model has ``rel_pos_bias=True``, else it is dropped with a warning. Width or depth mismatches raise.
+
+References:
+    timm ``vision_transformer.py::checkpoint_filter_fn`` and ``_load_weights`` (formats, read for facts);
+    timm ``layers/pos_embed.py::resample_abs_pos_embed``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from .vit import resize_pos_embed, resize_rel_pos_table
+
+StateDict = Dict[str, torch.Tensor]
+FORMATS = ('timm', 'augreg_npz', 'beit', 'uniperceiver', 'suite')
+
+
+@dataclass
+class LoadReport:
+    """What a load did: the detected format and every key that was not a one-to-one fit."""
+    format: str
+    missing: List[str] = field(default_factory=list)      # model keys the checkpoint did not provide
+    unexpected: List[str] = field(default_factory=list)   # checkpoint keys the model has no place for
+    dropped: List[str] = field(default_factory=list)      # checkpoint keys dropped on purpose (heads, cls, ...)
+    notes: List[str] = field(default_factory=list)        # resizes, folds, warnings
+
+    def __str__(self) -> str:
+        return (f'format={self.format}; missing={self.missing}; unexpected={self.unexpected}; '
+                f'dropped={self.dropped}; notes={self.notes}')
+
+
+# ------------------------------------------------------------------------------------------------- reading
+def read_checkpoint(src: Union[str, os.PathLike, Mapping], trust: bool = False) -> StateDict:
+    """Read a checkpoint file (.pth/.pt/.bin with torch, .npz with numpy) or take a mapping; unwrap
+    'model' / 'state_dict' / 'module' containers. ``trust=True`` allows pickled objects (only for files you trust)."""
+    if isinstance(src, Mapping):
+        sd = dict(src)
+    else:
+        path = os.fspath(src)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'checkpoint {path!r} does not exist')
+        if path.endswith('.npz'):
+            with np.load(path) as npz:
+                sd = {k: torch.from_numpy(np.array(npz[k])) for k in npz.files}
+        else:
+            try:
+                sd = torch.load(path, map_location='cpu', weights_only=not trust)
+            except Exception as err:  # noqa: BLE001 - re-raised with the fix
+                if trust:
+                    raise
+                raise RuntimeError(f'{path}: could not be read weights-only ({err}). If you trust this file, '
+                                   f'load it with trust=True (CLI: --trust)') from err
+    for key in ('model', 'state_dict', 'module'):
+        if key in sd and isinstance(sd[key], Mapping):
+            sd = dict(sd[key])
+    return {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+
+
+def _strip(sd: StateDict, prefixes: Tuple[str, ...]) -> StateDict:
+    for p in prefixes:
+        if sd and all(k.startswith(p) for k in sd):
+            sd = {k[len(p):]: v for k, v in sd.items()}
+    return sd
+
+
+def detect_format(sd: Mapping[str, torch.Tensor]) -> str:
+    """Name the source format of a state dict from its keys (see module docstring)."""
+    keys = list(sd)
+    if any(k.startswith('Transformer/') or k == 'embedding/kernel' for k in keys):
+        return 'augreg_npz'
+    if any('attention.self.query' in k for k in keys) or any('visual_embed.' in k for k in keys):
+        return 'uniperceiver'
+    if any(k.endswith(('attn.q_bias', 'gamma_1', 'relative_position_bias_table')) for k in keys):
+        return 'beit'
+    if any(re.match(r'(backbone\.)?vit\.blocks\.\d+\.', k) for k in keys):
+        return 'suite'
+    if any(re.match(r'blocks\.\d+\.attn\.qkv\.weight', k) for k in keys):
+        return 'timm'
+    raise ValueError(f'unrecognised checkpoint layout; first keys: {keys[:8]}. Supported formats: {FORMATS}')
+
+
+# ---------------------------------------------------------------------------------------------- converters
+def _split_prefix_tokens(pos: torch.Tensor) -> Tuple[torch.Tensor, int]:
+    """(1, T, C) -> (1, N, C) grid tokens and the number of dropped prefix tokens (cls / dist)."""
+    t = pos.shape[1]
+    for n_prefix in (0, 1, 2):
+        side = math.isqrt(t - n_prefix)
+        if side * side == t - n_prefix:
+            return pos[:, n_prefix:], n_prefix
+    raise ValueError(f'position embedding with {t} tokens is not a square grid plus 0-2 prefix tokens')
+
+
+def convert_timm(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
+    """DeiT / timm (incl. converted AugReg) -> suite names."""
+    out, dropped, notes = {}, [], []
+    for k, v in sd.items():
+        if k in ('cls_token', 'dist_token') or k.startswith(('head', 'norm.', 'fc_norm', 'pre_logits')):
+            dropped.append(k)
+        elif k == 'pos_embed':
+            out[k], n = _split_prefix_tokens(v)
+            if n:
+                notes.append(f'pos_embed: dropped {n} prefix token(s)')
+        else:
+            out[k] = v
+    return out, dropped, notes
+
+
+def convert_augreg_npz(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
+    """JAX AugReg .npz -> suite names (kernels transposed, attention heads flattened)."""
+    out, dropped, notes, used = {}, [], [], set()
+
+    def take(k):
+        used.add(k)
+        return sd[k].float()
+
+    out['patch_embed.proj.weight'] = take('embedding/kernel').permute(3, 2, 0, 1).contiguous()
+    out['patch_embed.proj.bias'] = take('embedding/bias')
+    pos = take('Transformer/posembed_input/pos_embedding')
+    out['pos_embed'], n = _split_prefix_tokens(pos)
+    if n:
+        notes.append(f'pos_embed: dropped {n} prefix token(s)')
+    blocks = sorted({int(m.group(1)) for k in sd for m in [re.match(r'Transformer/encoderblock_(\d+)/', k)] if m})
+    for i in blocks:
+        p = f'Transformer/encoderblock_{i}/'
+        a = p + 'MultiHeadDotProductAttention_1/'
+        c = sd[a + 'query/kernel'].shape[0]
+        q, k_, v = (take(a + f'{n}/kernel').reshape(c, c).t() for n in ('query', 'key', 'value'))
+        out[f'blocks.{i}.attn.qkv.weight'] = torch.cat([q, k_, v], 0)
+        out[f'blocks.{i}.attn.qkv.bias'] = torch.cat([take(a + f'{n}/bias').reshape(c)
+                                                      for n in ('query', 'key', 'value')])
+        out[f'blocks.{i}.attn.proj.weight'] = take(a + 'out/kernel').reshape(c, c).t()
+        out[f'blocks.{i}.attn.proj.bias'] = take(a + 'out/bias')
+        for src, dst in (('LayerNorm_0', 'norm1'), ('LayerNorm_2', 'norm2')):
+            out[f'blocks.{i}.{dst}.weight'] = take(p + f'{src}/scale')
+            out[f'blocks.{i}.{dst}.bias'] = take(p + f'{src}/bias')
+        for src, dst in (('Dense_0', 'fc1'), ('Dense_1', 'fc2')):
+            out[f'blocks.{i}.mlp.{dst}.weight'] = take(p + f'MlpBlock_3/{src}/kernel').t()
+            out[f'blocks.{i}.mlp.{dst}.bias'] = take(p + f'MlpBlock_3/{src}/bias')
+    for k in sd:
+        if k in used:
+            continue
+        if k == 'cls' or k.startswith(('Transformer/encoder_norm', 'head', 'pre_logits')):
+            dropped.append(k)
+        else:
+            out['__unused__/' + k] = sd[k]
+    return out, dropped, notes
+
+
+def convert_beit(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
+    """BEiT / BEiTv2 -> suite names (q/v bias to qkv bias, gamma_i to ls_i, rel-pos table to (heads, 2h-1, 2w-1))."""
+    out, dropped, notes = {}, [], []
+    shared = sd.get('rel_pos_bias.relative_position_bias_table')
+    depth = 1 + max(int(m.group(1)) for k in sd for m in [re.match(r'blocks\.(\d+)\.', k)] if m)
+    for k, v in sd.items():
+        m = re.match(r'blocks\.(\d+)\.(.+)', k)
+        if k in ('cls_token', 'mask_token') or k.startswith(('head', 'norm.', 'fc_norm', 'lm_head', 'rel_pos_bias')):
+            dropped.append(k)
+            continue
+        if k == 'pos_embed':
+            out[k], n = _split_prefix_tokens(v)
+            continue
+        if not m:
+            out[k] = v
+            continue
+        i, rest = m.group(1), m.group(2)
+        if rest == 'attn.q_bias':
+            out[f'blocks.{i}.attn.qkv.bias'] = torch.cat([v, torch.zeros_like(v), sd[f'blocks.{i}.attn.v_bias']])
+        elif rest == 'attn.v_bias':
+            continue
+        elif rest == 'attn.relative_position_index':
+            dropped.append(k)
+        elif rest == 'attn.relative_position_bias_table':
+            out[f'blocks.{i}.attn.rel_pos_table'] = _beit_table(v)
+        elif rest in ('gamma_1', 'gamma_2'):
+            out[f'blocks.{i}.ls{rest[-1]}.gamma'] = v
+        else:
+            out[f'blocks.{i}.{rest}'] = v
+    if shared is not None:
+        notes.append('shared relative position bias copied to every block')
+        for i in range(depth):
+            out[f'blocks.{i}.attn.rel_pos_table'] = _beit_table(shared)
+    return out, dropped, notes
+
+
+def _beit_table(t: torch.Tensor) -> torch.Tensor:
+    """BEiT ((2Wh-1)(2Ww-1)+3, heads) -> (heads, 2Wh-1, 2Ww-1), dropping the 3 class-token entries."""
+    n = t.shape[0] - 3
+    side = math.isqrt(n)
+    if side * side != n:
+        raise ValueError(f'relative_position_bias_table with {t.shape[0]} rows is not (2W-1)^2 + 3')
+    return t[:n].t().reshape(t.shape[1], side, side).contiguous()
+
+
+_UNIPERCEIVER_LAYER = {
+    'attention.output.dense': 'attn.proj', 'attention.output.LayerNorm': 'norm1',
+    'intermediate.dense': 'mlp.fc1', 'output.dense': 'mlp.fc2', 'output.LayerNorm': 'norm2',
+}
+
+
+def convert_uniperceiver(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
+    """Uni-Perceiver UnifiedBertEncoder -> suite names (post-norm; type embedding folded into the patch bias)."""
+    out, dropped, notes = {}, [], []
+    for k, v in sd.items():
+        m = re.match(r'layers\.(\d+)\.(.+)\.(weight|bias)$', k)
+        if m and m.group(2) in _UNIPERCEIVER_LAYER:
+            out[f'blocks.{m.group(1)}.{_UNIPERCEIVER_LAYER[m.group(2)]}.{m.group(3)}'] = v
+        elif m and m.group(2) == 'attention.self.query':
+            i, kind = m.group(1), m.group(3)
+            out[f'blocks.{i}.attn.qkv.{kind}'] = torch.cat(
+                [sd[f'layers.{i}.attention.self.{n}.{kind}'] for n in ('query', 'key', 'value')])
+        elif m and m.group(2) in ('attention.self.key', 'attention.self.value'):
+            continue
+        elif k == 'visual_embed.patch_embed.proj.weight':
+            out['patch_embed.proj.weight'] = v
+        elif k == 'visual_embed.patch_embed.proj.bias':
+            bias = v
+            if 'visual_embed.embeddings_type.weight' in sd:
+                bias = v + sd['visual_embed.embeddings_type.weight'][0]
+                notes.append('embeddings_type folded into patch_embed.proj.bias')
+            out['patch_embed.proj.bias'] = bias
+        elif k == 'visual_embed.patch_embed.pos_embed.weight':
+            out['pos_embed'] = v[None]
+        elif k.startswith('visual_embed.embeddings_norm.'):
+            out['embed_norm.' + k.rsplit('.', 1)[1]] = v
+        elif k == 'visual_embed.embeddings_type.weight':
+            continue
+        else:
+            out['__unused__/' + k] = v
+    return out, dropped, notes
+
+
+_CONVERTERS = {'timm': convert_timm, 'augreg_npz': convert_augreg_npz, 'beit': convert_beit,
+               'uniperceiver': convert_uniperceiver,
+               'suite': lambda sd: convert_suite(sd)}
+
+
+def convert_suite(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
+    """This suite's adapter / ViT state dict: keep the 'vit.' part (optionally under 'backbone.')."""
+    out, dropped = {}, []
+    for k, v in sd.items():
+        m = re.match(r'(?:backbone\.)?vit\.(.+)', k)
+        if m:
+            out[m.group(1)] = v
+        else:
+            dropped.append(k)
+    return out, dropped, []
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def _fold_layer_scale(sd: StateDict, notes: List[str]) -> None:
+    for k in [k for k in sd if re.match(r'blocks\.\d+\.ls[12]\.gamma$', k)]:
+        i, which = re.match(r'blocks\.(\d+)\.ls([12])', k).groups()
+        g = sd.pop(k)
+        layer = f'blocks.{i}.attn.proj' if which == '1' else f'blocks.{i}.mlp.fc2'
+        sd[layer + '.weight'] = sd[layer + '.weight'] * g[:, None]
+        sd[layer + '.bias'] = sd[layer + '.bias'] * g
+    notes.append('layer scale folded into attn.proj / mlp.fc2 (the model has layer_scale=False)')
+
+
+def convert_state_dict(sd: StateDict, fmt: str = None) -> Tuple[StateDict, str, List[str], List[str]]:
+    """Rename a raw checkpoint into suite ViT names. Returns (state dict, format, dropped keys, notes)."""
+    sd = _strip(dict(sd), ('module.',))
+    if fmt is None:
+        fmt = detect_format(sd)
+    if fmt == 'uniperceiver':
+        sd = _strip(sd, ('backbone.', 'encoder.', 'fused_encoder.'))
+    if fmt not in _CONVERTERS:
+        raise ValueError(f'unknown checkpoint format {fmt!r}; choose one of {FORMATS}')
+    out, dropped, notes = _CONVERTERS[fmt](sd)
+    return out, fmt, dropped, notes
+
+
+def load_pretrained(vit: nn.Module, src, strict_shapes: bool = True, trust: bool = False,
+                    fmt: str = None) -> LoadReport:
+    """Load a pre-trained ViT checkpoint into ``vit`` (an ``adapter.VisionTransformer``).
+
+    Args:
+        vit: the model.
+        src: path (.pth/.pt/.bin/.npz) or a state-dict mapping.
+        strict_shapes: raise on any shape mismatch left after conversion (else skip the key and report it).
+        trust: allow pickled objects when reading a file.
+        fmt: force a format instead of detecting it.
+
+    Returns:
+        LoadReport with missing / unexpected / dropped keys and notes (also warned when not empty).
+    """
+    sd, fmt, dropped, notes = convert_state_dict(read_checkpoint(src, trust), fmt)
+    own = vit.state_dict()
+    _check_fit(sd, vit)
+    if 'pos_embed' in sd and sd['pos_embed'].shape != own['pos_embed'].shape:
+        src_side = math.isqrt(sd['pos_embed'].shape[1])
+        sd['pos_embed'] = resize_pos_embed(sd['pos_embed'], (src_side, src_side), vit.pretrain_grid)
+        notes.append(f'pos_embed resized {src_side}x{src_side} -> {vit.pretrain_grid[0]}x{vit.pretrain_grid[1]}')
+    if any(k.endswith('.ls1.gamma') for k in sd) and not any(k.endswith('.ls1.gamma') for k in own):
+        _fold_layer_scale(sd, notes)
+    tables = [k for k in sd if k.endswith('attn.rel_pos_table')]
+    if tables and k_missing_all(own, 'attn.rel_pos_table'):
+        for k in tables:
+            sd.pop(k)
+            dropped.append(k)
+        msg = ('relative position bias tables dropped: the model has rel_pos_bias=False '
+               '(build it with rel_pos_bias=True to keep them)')
+        warnings.warn(msg)
+        notes.append(msg)
+    for k in tables:
+        if k in sd and k in own and sd[k].shape != own[k].shape:
+            sd[k] = resize_rel_pos_table(sd[k], ((own[k].shape[1] + 1) // 2, (own[k].shape[2] + 1) // 2))
+            notes.append(f'{k} resized to {tuple(own[k].shape)}')
+    unexpected = [k.replace('__unused__/', '') for k in sd if k not in own]
+    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+                  for k, v in sd.items() if k in own and v.shape != own[k].shape]
+    if mismatched and strict_shapes:
+        raise ValueError(f'{fmt} checkpoint does not fit the model: ' + '; '.join(mismatched))
+    load = {k: v for k, v in sd.items() if k in own and v.shape == own[k].shape}
+    missing = [k for k in own if k not in load]
+    vit.load_state_dict(load, strict=False)
+    report = LoadReport(fmt, missing, unexpected + mismatched, dropped, notes)
+    if missing or unexpected or mismatched:
+        warnings.warn(f'load_pretrained: {report}')
+    return report
+
+
+def k_missing_all(own: Mapping, suffix: str) -> bool:
+    """True when no key of ``own`` ends with ``suffix``."""
+    return not any(k.endswith(suffix) for k in own)
+
+
+def _check_fit(sd: StateDict, vit: nn.Module) -> None:
+    """Raise when the checkpoint's width or depth differs from the model's, saying which."""
+    w = sd.get('patch_embed.proj.weight')
+    if w is not None:
+        if w.shape[0] != vit.embed_dim:
+            raise ValueError(f'checkpoint width {w.shape[0]} != model width {vit.embed_dim}: the checkpoint is '
+                             f'for another ViT size (T 192, S 384, B 768, L 1024); pick the matching arch')
+        if tuple(w.shape[2:]) != (vit.patch_size, vit.patch_size):
+            raise ValueError(f'checkpoint patch size {tuple(w.shape[2:])} != model patch size {vit.patch_size}')
+    depth = {int(m.group(1)) for k in sd for m in [re.match(r'blocks\.(\d+)\.', k)] if m}
+    if depth and max(depth) + 1 != vit.depth:
+        raise ValueError(f'checkpoint depth {max(depth) + 1} != model depth {vit.depth}: pick the matching arch '
+                         f'(T/S/B 12 blocks, L 24)')
+    for k in ('blocks.0.attn.qkv.weight',):
+        if k in sd and sd[k].shape[0] != 3 * vit.embed_dim:
+            raise ValueError(f'{k} has shape {tuple(sd[k].shape)}, expected ({3 * vit.embed_dim}, {vit.embed_dim})')

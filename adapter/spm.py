@@ -1,0 +1,51 @@
+"""Spatial prior module (SPM): a small conv stem giving 1/4, 1/8, 1/16, 1/32 maps projected to the ViT width.
+
+References:
+    Chen et al., "Vision Transformer Adapter for Dense Predictions", ICLR 2023, Sec. 3.2 (ResNet-style stem,
+    then three stride-2 3x3 convs, then 1x1 projections).
+"""
+from __future__ import annotations
+
+from typing import List
+
+import torch
+from torch import nn
+
+from .norm import NormSpec, get_act, get_norm
+
+
+def _conv_norm_act(cin: int, cout: int, stride: int, norm: NormSpec, act: str) -> List[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), get_norm(norm, cout), get_act(act)]
+
+
+class SpatialPriorModule(nn.Module):
+    """Conv stem to stride 4, then strides 8, 16, 32, each projected to ``embed_dim`` by a 1x1 conv.
+
+    Args:
+        inplanes: stem width (64 in the paper; the deeper maps use 2x, 4x, 4x of it).
+        embed_dim: ViT width C.
+        norm: normalisation name for the convs ('BN', 'SyncBN', 'GN', ...).
+        act: activation name.
+    """
+
+    def __init__(self, inplanes: int = 64, embed_dim: int = 384, norm: NormSpec = 'BN', act: str = 'ReLU'):
+        super().__init__()
+        self.stem = nn.Sequential(*_conv_norm_act(3, inplanes, 2, norm, act),
+                                  *_conv_norm_act(inplanes, inplanes, 1, norm, act),
+                                  *_conv_norm_act(inplanes, inplanes, 1, norm, act),
+                                  nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+        self.conv2 = nn.Sequential(*_conv_norm_act(inplanes, 2 * inplanes, 2, norm, act))
+        self.conv3 = nn.Sequential(*_conv_norm_act(2 * inplanes, 4 * inplanes, 2, norm, act))
+        self.conv4 = nn.Sequential(*_conv_norm_act(4 * inplanes, 4 * inplanes, 2, norm, act))
+        self.fc1 = nn.Conv2d(inplanes, embed_dim, 1)
+        self.fc2 = nn.Conv2d(2 * inplanes, embed_dim, 1)
+        self.fc3 = nn.Conv2d(4 * inplanes, embed_dim, 1)
+        self.fc4 = nn.Conv2d(4 * inplanes, embed_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """(B, 3, H, W) with H, W multiples of 32 -> [c1 (B,C,H/4,W/4), c2 (.., H/8), c3 (.., H/16), c4 (.., H/32)]."""
+        c1 = self.stem(x)
+        c2 = self.conv2(c1)
+        c3 = self.conv3(c2)
+        c4 = self.conv4(c3)
+        return [self.fc1(c1), self.fc2(c2), self.fc3(c3), self.fc4(c4)]

@@ -1,0 +1,326 @@
+"""Plain Vision Transformer with an indexable ``blocks`` list (the network the adapter wraps).
+
+Patch 16, qkv bias, MLP ratio 4, stochastic-depth ramp, optional layer scale, absolute position embedding
+stored for the pre-training grid and resized bicubically to the input grid, optional window attention
+(pad to a window multiple, no masking, as in ViTDet / the ViT-Adapter detection configs), optional BEiT-style
+relative position bias, optional gradient checkpointing.
+
+References:
+    Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021; Touvron et al., "DeiT", ICML 2021;
+    Bao et al., "BEiT", ICLR 2022 (relative position bias, layer scale); Li et al., "Exploring Plain ViT
+    Backbones for Object Detection", ECCV 2022 (window attention with padding). Layout of module names
+    follows timm ``VisionTransformer`` so DeiT / timm checkpoints map one-to-one.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .norm import get_act, get_token_norm
+
+HW = Tuple[int, int]
+
+
+def resize_pos_embed(pos_embed: torch.Tensor, src_hw: HW, dst_hw: HW) -> torch.Tensor:
+    """Resize a grid of absolute position embeddings bicubically.
+
+    Args:
+        pos_embed: (1, Hs*Ws, C) without class token.
+        src_hw: (Hs, Ws) grid of ``pos_embed``.
+        dst_hw: (Hd, Wd) target grid.
+
+    Returns:
+        (1, Hd*Wd, C)
+    """
+    if tuple(src_hw) == tuple(dst_hw):
+        return pos_embed
+    c = pos_embed.shape[-1]
+    grid = pos_embed.reshape(1, src_hw[0], src_hw[1], c).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid.float(), size=tuple(dst_hw), mode='bicubic', align_corners=False)
+    return grid.to(pos_embed.dtype).permute(0, 2, 3, 1).reshape(1, dst_hw[0] * dst_hw[1], c)
+
+
+def resize_rel_pos_table(table: torch.Tensor, dst_hw: HW) -> torch.Tensor:
+    """Resize a relative-position bias table (heads, 2Gh-1, 2Gw-1) to (heads, 2h-1, 2w-1) bicubically."""
+    size = (2 * dst_hw[0] - 1, 2 * dst_hw[1] - 1)
+    if tuple(table.shape[1:]) == size:
+        return table
+    return F.interpolate(table[None].float(), size=size, mode='bicubic', align_corners=False)[0].to(table.dtype)
+
+
+def rel_pos_bias(table: torch.Tensor, hw: HW) -> torch.Tensor:
+    """Relative-position bias for an (h, w) token grid.
+
+    Args:
+        table: (heads, 2Gh-1, 2Gw-1), resized to (2h-1, 2w-1) when the grid differs.
+        hw: (h, w).
+
+    Returns:
+        (heads, h*w, h*w)
+    """
+    h, w = hw
+    table = resize_rel_pos_table(table, hw)
+    ys, xs = torch.meshgrid(torch.arange(h, device=table.device), torch.arange(w, device=table.device),
+                            indexing='ij')
+    ys, xs = ys.flatten(), xs.flatten()
+    dy = ys[:, None] - ys[None, :] + h - 1
+    dx = xs[:, None] - xs[None, :] + w - 1
+    return table[:, dy, dx]
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample (Huang et al. 2016)."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f'p={self.p}'
+
+
+class LayerScale(nn.Module):
+    """Per-channel residual scale (CaiT / BEiT ``gamma``)."""
+
+    def __init__(self, dim: int, init_value: float):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), float(init_value)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patch projection: (B, 3, H, W) -> (B, H/p * W/p, C), (H/p, W/p)."""
+
+    def __init__(self, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768):
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, HW]:
+        x = self.proj(x)
+        hw = (x.shape[2], x.shape[3])
+        return x.flatten(2).transpose(1, 2), hw
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention, global or windowed, with optional relative position bias.
+
+    Args:
+        dim: channels C.
+        num_heads: heads; C must be divisible by it.
+        qkv_bias: bias on the qkv projection.
+        window_size: 0 for global attention, else the side of the square windows (map padded to a multiple).
+        rel_pos_grid: (Gh, Gw) of a learned relative-position table (heads, 2Gh-1, 2Gw-1), or None for no bias.
+            The table is resized bicubically to the attended grid (the window, or the whole map).
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, window_size: int = 0,
+                 rel_pos_grid: Optional[HW] = None):
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(f'Attention: dim={dim} must be divisible by num_heads={num_heads}')
+        self.num_heads, self.window_size = num_heads, int(window_size or 0)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        if rel_pos_grid is not None:
+            gh, gw = rel_pos_grid
+            self.rel_pos_table = nn.Parameter(torch.zeros(num_heads, 2 * gh - 1, 2 * gw - 1))
+            nn.init.trunc_normal_(self.rel_pos_table, std=0.02)
+        else:
+            self.rel_pos_table = None
+
+    def _attend(self, x: torch.Tensor, hw: HW) -> torch.Tensor:
+        """x: (B, h*w, C) -> (B, h*w, C)."""
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        bias = None
+        if self.rel_pos_table is not None:
+            bias = rel_pos_bias(self.rel_pos_table, hw)[None].to(x.dtype)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias)
+        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+
+    def forward(self, x: torch.Tensor, hw: HW) -> torch.Tensor:
+        """x: (B, H*W, C) tokens of an (H, W) grid -> (B, H*W, C)."""
+        if not self.window_size:
+            return self._attend(x, hw)
+        b, _, c = x.shape
+        h, w = hw
+        ws = self.window_size
+        ph, pw = (ws - h % ws) % ws, (ws - w % ws) % ws
+        x = F.pad(x.view(b, h, w, c), (0, 0, 0, pw, 0, ph))
+        hp, wp = h + ph, w + pw
+        x = x.view(b, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
+        x = self._attend(x, (ws, ws))
+        x = x.view(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
+        return x[:, :h, :w].reshape(b, h * w, c)
+
+
+class Mlp(nn.Module):
+    """Two-layer MLP: fc1 -> act -> fc2."""
+
+    def __init__(self, dim: int, hidden: int, act: str = 'GELU'):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = get_act(act)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Transformer block taking the token grid.
+
+    Pre-norm (default): x + ls1(attn(norm1 x)), then x + ls2(mlp(norm2 x)). ``post_norm=True``: norm1(x + attn x),
+    then norm2(x + mlp x) (the BERT layout of Uni-Perceiver).
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop_path: float = 0.0, layer_scale: Optional[float] = None, window_size: int = 0,
+                 rel_pos_grid: Optional[HW] = None, norm: str = 'LN', act: str = 'GELU', post_norm: bool = False):
+        super().__init__()
+        self.post_norm = post_norm
+        self.norm1 = get_token_norm(norm, dim)
+        self.attn = Attention(dim, num_heads, qkv_bias, window_size, rel_pos_grid)
+        self.ls1 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
+        self.norm2 = get_token_norm(norm, dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act)
+        self.ls2 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor, hw: HW) -> torch.Tensor:
+        """x: (B, H*W, C) -> (B, H*W, C)."""
+        if self.post_norm:  # BERT / Uni-Perceiver order: norm after each residual sum
+            x = self.norm1(x + self.drop_path(self.ls1(self.attn(x, hw))))
+            return self.norm2(x + self.drop_path(self.ls2(self.mlp(x))))
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), hw)))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+
+
+def window_pattern(window_attn: Union[bool, Sequence[bool]], depth: int) -> List[bool]:
+    """Per-block window flags. ``True`` = windows in every block but the last of each quarter (the
+    ViT-Adapter / ViTDet detection pattern, e.g. global blocks 2, 5, 8, 11 for depth 12)."""
+    if isinstance(window_attn, bool):
+        if not window_attn:
+            return [False] * depth
+        if depth % 4 != 0:
+            raise ValueError(f'window_attn=True needs depth divisible by 4 (got {depth}); pass a list of '
+                             f'{depth} booleans instead')
+        q = depth // 4
+        return [(i + 1) % q != 0 for i in range(depth)]
+    flags = [bool(f) for f in window_attn]
+    if len(flags) != depth:
+        raise ValueError(f'window_attn list has {len(flags)} entries but the ViT has depth {depth}')
+    return flags
+
+
+class VisionTransformer(nn.Module):
+    """Plain ViT (no class token, no final norm, no head): a detection / segmentation trunk.
+
+    Args:
+        embed_dim: width C.
+        depth: number of blocks.
+        num_heads: attention heads.
+        patch_size: patch side (16).
+        mlp_ratio: MLP hidden ratio (4).
+        qkv_bias: bias on qkv.
+        drop_path_rate: stochastic depth, linearly ramped from 0 to this value over the blocks.
+        layer_scale: None/False for none, a float for the LayerScale init, True for 1e-5.
+        window_attn: bool or per-block list (see ``window_pattern``).
+        window_size: window side in tokens (14).
+        pretrain_size: image side the position embedding was trained at (224 -> 14x14 grid), int or (H, W).
+        rel_pos_bias: learn a BEiT-style relative position bias per block (table sized for the pre-training
+            grid for global blocks, for the window for windowed blocks).
+        with_cp: gradient checkpointing per block (training only).
+        in_chans: input channels.
+        act: MLP activation name.
+        post_norm: post-norm blocks (Uni-Perceiver / BERT layout).
+        embed_norm: LayerNorm on the embedded tokens (after adding the position embedding; Uni-Perceiver).
+    """
+
+    def __init__(self, embed_dim: int = 768, depth: int = 12, num_heads: int = 12, patch_size: int = 16,
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path_rate: float = 0.0,
+                 layer_scale: Union[bool, float, None] = None, window_attn: Union[bool, Sequence[bool]] = False,
+                 window_size: int = 14, pretrain_size: Union[int, HW] = 224, rel_pos_bias: bool = False,
+                 with_cp: bool = False, in_chans: int = 3, act: str = 'GELU', post_norm: bool = False,
+                 embed_norm: bool = False):
+        super().__init__()
+        ps = (pretrain_size, pretrain_size) if isinstance(pretrain_size, int) else tuple(pretrain_size)
+        self.embed_dim, self.depth, self.num_heads, self.patch_size = embed_dim, depth, num_heads, patch_size
+        self.pretrain_grid = (ps[0] // patch_size, ps[1] // patch_size)
+        self.with_cp = with_cp
+        if layer_scale is True:
+            layer_scale = 1e-5
+        self.window_flags = window_pattern(window_attn, depth)
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.pretrain_grid[0] * self.pretrain_grid[1], embed_dim))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.ModuleList([
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i], layer_scale or None,
+                  window_size if self.window_flags[i] else 0,
+                  ((window_size, window_size) if self.window_flags[i] else self.pretrain_grid)
+                  if rel_pos_bias else None, act=act, post_norm=post_norm)
+            for i in range(depth)])
+        self.embed_norm = get_token_norm('LN', embed_dim) if embed_norm else None
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, HW]:
+        """(B, 3, H, W) -> tokens (B, H/16 * W/16, C) with position embedding added, and the grid."""
+        tokens, hw = self.patch_embed(x)
+        tokens = tokens + resize_pos_embed(self.pos_embed, self.pretrain_grid, hw)
+        if self.embed_norm is not None:
+            tokens = self.embed_norm(tokens)
+        return tokens, hw
+
+    def run_blocks(self, x: torch.Tensor, hw: HW, start: int = 0, end: Optional[int] = None,
+                   collect: Optional[list] = None) -> torch.Tensor:
+        """Run ``blocks[start:end]`` on tokens (B, N, C); appends each block's output to ``collect``."""
+        for blk in self.blocks[start:end]:
+            if self.with_cp and self.training and x.requires_grad:
+                x = checkpoint(blk, x, hw, use_reentrant=False)
+            else:
+                x = blk(x, hw)
+            if collect is not None:
+                collect.append(x)
+        return x
+
+    @staticmethod
+    def to_map(x: torch.Tensor, hw: HW) -> torch.Tensor:
+        """(B, H*W, C) -> (B, C, H, W)."""
+        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], hw[0], hw[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> last-block map (B, C, H/16, W/16)."""
+        tokens, hw = self.embed(x)
+        return self.to_map(self.run_blocks(tokens, hw), hw)
+
+    def forward_intermediates(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """(B, 3, H, W) -> list of every block's output map (B, C, H/16, W/16)."""
+        tokens, hw = self.embed(x)
+        outs: list = []
+        self.run_blocks(tokens, hw, collect=outs)
+        return [self.to_map(t, hw) for t in outs]

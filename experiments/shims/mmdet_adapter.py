@@ -1,0 +1,9 @@
+"""Registers 'ViTAdapter' and 'ViTBaseline' into ``mmdet.registry.MODELS`` (and patches mmengine on import)."""
+from mmdet.registry import MODELS
+
+from experiments.shims._base import MMViTAdapter, MMViTBaseline
+
+MODELS.register_module('ViTAdapter', module=MMViTAdapter, force=True)
+MODELS.register_module('ViTBaseline', module=MMViTBaseline, force=True)
+
+__all__ = ['MMViTAdapter', 'MMViTBaseline']
