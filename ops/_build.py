@@ -39,8 +39,8 @@ CUDA_SOURCES = CPU_SOURCES + ['ms_deform_attn/ms_deform_attn_cuda.cu']
 HEADERS = ['ms_deform_attn/ms_deform_attn.h']
 CPU_CFLAGS = ['-O3', '-march=native', '-fopenmp', '-ffp-contract=fast']
 CPU_LDFLAGS = ['-fopenmp']
-CUDA_CFLAGS = ['-O3', '-fopenmp', '-DWITH_CUDA']
-NVCC_FLAGS = ['-O3', '-DWITH_CUDA', '--use_fast_math', '-std=c++17']
+CUDA_CFLAGS = CPU_CFLAGS + ['-DWITH_CUDA']
+NVCC_FLAGS = ['-O3', '-DWITH_CUDA']
 
 _LOADED: dict[str, ModuleType] = {}
 _LOCK = threading.Lock()

@@ -2,6 +2,8 @@
 // (CPU-only, or CPU + CUDA when compiled with -DWITH_CUDA), dispatching on the device of `value`.
 // The torch op itself ("vit_adapter::ms_deform_attn", autograd, fake tensors) is registered in
 // ops/functions.py with torch.library.custom_op; these functions are its kernels.
+#include <torch/extension.h>
+
 #include "ms_deform_attn/ms_deform_attn.h"
 
 namespace vit_adapter {

@@ -12,7 +12,7 @@
 // align_corners=False, padding_mode='zeros'). Accumulation in float32 (float64 for float64 values).
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 #include <vector>
 
