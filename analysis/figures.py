@@ -18,8 +18,6 @@ import textwrap
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use('Agg') if 'matplotlib.pyplot' not in sys.modules else None
 import numpy as np  # noqa: E402
 from matplotlib import cm  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
