@@ -1,6 +1,11 @@
-"""Multi-scale deformable attention (MSDeformAttn): reference, compiled CPU/CUDA kernels, module."""
-from .functions import ms_deform_attn
+"""Multi-scale deformable attention (MSDeformAttn): reference, compiled CPU/CUDA kernels, module.
+
+``ms_deform_attn`` picks a backend by device and dtype ('cpu' / 'cuda' compiled kernels, built lazily on
+first use; 'reference' pure PyTorch); override with ``backend=`` or ``VIT_ADAPTER_MSDA_BACKEND``.
+See ops/README.md.
+"""
+from .functions import BACKENDS, ENV_VAR, current_backend, ms_deform_attn
 from .modules import MSDeformAttn
 from .reference import ms_deform_attn_reference
 
-__all__ = ['ms_deform_attn', 'ms_deform_attn_reference', 'MSDeformAttn']
+__all__ = ['ms_deform_attn', 'ms_deform_attn_reference', 'MSDeformAttn', 'current_backend', 'BACKENDS', 'ENV_VAR']
