@@ -137,6 +137,7 @@ class RunRecord:
             r[m] = self.final.get(m, math.nan)
         r['train_time_per_iter'] = self.final.get('train_time_per_iter', mean_iter_time(train))
         r['max_memory_mb'] = self.final.get('max_memory_mb', peak_memory_mb(train))
+        r['max_rss_mb'] = self.final.get('max_rss_mb', math.nan)  # CPU runs: host memory, not GPU memory
         r['params_m'] = _first(self.final, self.manifest, PARAM_KEYS, scale_if_large=True)
         r['flops_g'] = _first(self.final, self.manifest, FLOPS_KEYS, scale_if_large=False)
         r['n_warnings'] = len(self.warnings)

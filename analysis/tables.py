@@ -134,6 +134,14 @@ def build_table(res: GridResult, layout: Layout, sizes: dict | None = None) -> t
         notes.append('+MS (multi-scale test) is not evaluated by this suite: ours is -')
     for mark, text in pt.notes.items():
         notes.append(f'paper {mark}: {text}')
+    run_names = {run for row in layout.rows for run in row.runs.values()}
+    seen = set()
+    for r in res.runs:
+        note = (r.manifest or {}).get('notes')
+        text = '; '.join(map(str, note)) if isinstance(note, (list, tuple)) else str(note or '')
+        if r.run in run_names and text and (r.run, text) not in seen:
+            seen.add((r.run, text))
+            notes.append(f'{r.run}: {text}')
     return pd.DataFrame(records), notes
 
 
