@@ -9,9 +9,12 @@ Format (verified in mmengine 0.10.7: ``visualization/vis_backend.py::LocalVisBac
   when CUDA is available), ``epoch`` (epoch-based loops), ``step``.
 - validation lines (``LoggerHook.after_val_epoch``): the metrics (``coco/bbox_mAP`` ... as fractions
   for mmdet, ``aAcc``/``mIoU``/``mAcc`` in percent for mmseg), ``data_time``, ``time``, ``step``; no
-  ``iter`` key. ``step`` is the *epoch* for epoch-based loops (``log_metric_by_epoch=True``, the
-  default) and the iteration otherwise, so train and val lines are kept apart by mode before
-  de-duplicating (their ``time`` keys would otherwise collide on equal steps).
+  ``iter`` key. With the default ``log_metric_by_epoch=True``, ``step`` is ``runner.epoch``: the epoch
+  for epoch-based loops and **always 0** for iteration-based loops (seen in our tiny runs), and the
+  iteration only with ``log_metric_by_epoch=False``. So a validation line is placed at the training
+  iteration logged last before it (in file order, across starts; its own ``step`` when no training
+  line came before), and its logged step is kept in the column ``logged_step``. Train and val lines are
+  kept apart (their ``time`` keys would otherwise collide).
 
 Each start of a run (first start, every resume) writes a new ``<YYYYmmdd_HHMMSS>/vis_data/`` folder.
 A resumed run starts from its last checkpoint and logs some steps again; we read the folders in
@@ -36,7 +39,8 @@ class ScalarLog:
 
     Attributes:
         train: Training lines, index ``step`` (iteration), one column per key.
-        val: Validation lines, index ``step`` (epoch or iteration, see module doc), raw metric keys.
+        val: Validation lines, index ``step`` = the training iteration they follow (see module doc), raw
+            metric keys plus ``logged_step`` (the step mmengine wrote).
         log_dirs: The timestamped folders read, in start order.
         warnings: Problems found (corrupt/truncated lines, ...), each naming file and line.
         overlaps: Number of (mode, step, key) values replaced by a later start.
@@ -113,6 +117,7 @@ def load_run_scalars(run_dir: str | Path, label: str = '') -> ScalarLog:
     warnings: list[str] = []
     dirs = find_log_dirs(run_dir)
     used, overlaps = [], 0
+    last_train_iter = None
     for d in dirs:
         f = d / 'vis_data' / 'scalars.json'
         if not f.is_file():
@@ -123,6 +128,11 @@ def load_run_scalars(run_dir: str | Path, label: str = '') -> ScalarLog:
         for rec in recs:
             mode = record_mode(rec)
             step = int(rec['step'])
+            if mode == 'train':
+                last_train_iter = step
+            else:
+                rec = dict(rec, logged_step=step)
+                step = last_train_iter if last_train_iter is not None else step
             row = merged[mode].setdefault(step, {})
             for k, v in rec.items():
                 if k == 'step' or isinstance(v, bool) or not isinstance(v, (int, float)):

@@ -95,3 +95,15 @@ def test_missing_root_and_unknown_grid(tmp_path):
         collect_grid('N', 'tiny', tmp_path / 'absent')
     with pytest.raises(AnalysisError, match="unknown grid 'bogus'"):
         collect_grid('bogus', 'tiny', tmp_path)
+
+
+def test_iteration_loop_validation_step_zero(tmp_path):
+    """mmengine writes step = runner.epoch = 0 for validations of iteration-based loops."""
+    from tests.analysis.fakeruns import det_val_line, train_line, write_run
+    first = [train_line(10, 1.0), train_line(20, 0.9), det_val_line(0, 0.05), train_line(30, 0.8)]
+    second = [train_line(30, 0.7), train_line(40, 0.6), det_val_line(0, 0.11)]
+    d = write_run(tmp_path, 'tiny', 'N', 'N0', 0, starts=[first, second])
+    sc = load_run_scalars(d)
+    assert list(sc.val.index) == [20, 40]
+    assert sc.val.loc[20, 'coco/bbox_mAP'] == 0.05 and sc.val.loc[40, 'coco/bbox_mAP'] == 0.11
+    assert (sc.val['logged_step'] == 0).all()
