@@ -50,13 +50,13 @@ def _quantity(res: GridResult, run: str, metric: str, sizes: dict) -> tuple[list
         counts = pd.Series([r.state for r in recs]).value_counts()
         summary = ', '.join(f'{v} {k}' for k, v in counts.items())
     vals = []
+    if metric == 'params_m':  # a property of the config: known for any run with a manifest
+        v = next((r.row()['params_m'] for r in recs if not math.isnan(r.row()['params_m'])), math.nan)
+        v = sizes.get(run, (math.nan, ''))[0] if math.isnan(v) else v
+        return ([] if math.isnan(v) else [float(v)]), summary
     for r in fin:
         row = r.row()
-        if metric == 'params_m':
-            v = row['params_m']
-            if math.isnan(v):
-                v = sizes.get(run, (math.nan, ''))[0]
-        elif metric == 'max_memory_gb':
+        if metric == 'max_memory_gb':
             v = row['max_memory_mb'] / 1024
         elif metric in row:
             v = row[metric]
