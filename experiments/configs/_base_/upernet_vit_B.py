@@ -1,0 +1,3 @@
+"""UperNet + plain ViT-B (the paper's baseline): ViT-Adapter-B with the adapter switched off."""
+_base_ = ['./upernet_vit_adapter_B.py']
+model = dict(backbone=dict(type='ViTBaseline', variant='baseline', n_interactions=0))

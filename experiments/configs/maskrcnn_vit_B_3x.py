@@ -1,0 +1,2 @@
+"""Mask R-CNN 3x+MS (36 epochs, multi-scale training) on COCO, ViT-B."""
+_base_ = ['./_base_/maskrcnn_vit_B.py', './_base_/coco_instance_ms.py', './_base_/schedule_3x.py']

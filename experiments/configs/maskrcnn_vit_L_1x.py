@@ -1,0 +1,2 @@
+"""Mask R-CNN 1x (12 epochs) on COCO, ViT-L."""
+_base_ = ['./_base_/maskrcnn_vit_L.py', './_base_/coco_instance.py', './_base_/schedule_1x.py']

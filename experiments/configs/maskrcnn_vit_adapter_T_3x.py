@@ -1,0 +1,2 @@
+"""Mask R-CNN 3x+MS (36 epochs, multi-scale training) on COCO, ViT-Adapter-T."""
+_base_ = ['./_base_/maskrcnn_vit_adapter_T.py', './_base_/coco_instance_ms.py', './_base_/schedule_3x.py']

@@ -1,0 +1,2 @@
+"""Semantic FPN 80k on ADE20K (512x512), ViT-Adapter-L."""
+_base_ = ['./_base_/semfpn_vit_adapter_L.py']

@@ -1,0 +1,2 @@
+"""UperNet 160k on ADE20K (512x512), ViT-Adapter-T."""
+_base_ = ['./_base_/upernet_vit_adapter_T.py']

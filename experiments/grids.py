@@ -1,0 +1,214 @@
+"""The paper's experiment grids as data: each grid is a list of named runs (cells), each run a config + overrides.
+
+A run is fully described by (profile, config file, overrides, seed). Profiles are orthogonal to grids:
+
+* ``paper``: the paper's model sizes and schedules on the real datasets (8 GPUs per run);
+* ``tiny``: the same model code on CPU with the synthetic dataset (``experiments/synthetic.py``), arch='tiny',
+  small images and heads, a few hundred iterations. The default.
+
+Grids (names are a contract with ``analysis/``):
+
+====================  ==============================================  =========================================
+grid                  runs                                            paper setting
+====================  ==============================================  =========================================
+components            baseline, spm_add, spm_injector, full           ViT-Adapter-S, Mask R-CNN 1x (Table A1)
+N                     N0, N1, N2, N4, N6                              ViT-Adapter-S, Mask R-CNN 1x (Table A2)
+attention             global, cswin, pale, deformable                 ViT-Adapter-S, Mask R-CNN 1x (Table A3)
+pretrain              deit_in1k, augreg_in22k, uniperceiver_mm        ViT-Adapter-B, Mask R-CNN 3x+MS (Table 3)
+main-det              maskrcnn_{1x,3x}_{vit,vit_adapter}_{T,S,B,L}     Table 1
+main-seg              {upernet,semfpn}_{vit,vit_adapter}_{T,S,B,L}     Table 4
+====================  ==============================================  =========================================
+
+Launch a grid with ``python -m experiments.launch N --profile tiny --cluster local`` (or ``make ablation-N``).
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+CONFIG_DIR = Path(__file__).resolve().parent / 'configs'
+PROFILES = ('tiny', 'paper')
+SIZES = ('T', 'S', 'B', 'L')
+
+#: Pre-trained ViT checkpoints of the pre-training ablation (ViT-Adapter-B), in ``pretrained/`` (paper profile).
+PRETRAIN_SOURCES = {
+    'deit_in1k': dict(file='pretrained/deit_base_patch16_224-b5f2ef4d.pth', format='deit', size=224,
+                      label='ImageNet-1K (DeiT-B)'),
+    'augreg_in22k': dict(
+        file='pretrained/B_16-i21k-300ep-lr_0.001-aug_medium1-wd_0.1-do_0.0-sd_0.0--imagenet2012-steps_20k-'
+             'lr_0.01-res_384.npz', format='augreg', size=384, label='ImageNet-22K (AugReg-B)'),
+    'uniperceiver_mm': dict(file='pretrained/uni-perceiver-base-L12-H768-224size-torch-pretrained.pth',
+                            format='uniperceiver', size=224, label='Multi-modal (Uni-Perceiver-B)'),
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of a grid, for one seed.
+
+    Attributes:
+        grid: Grid name.
+        name: Run (cell) name, stable across profiles.
+        seed: Random seed.
+        task: 'det' or 'seg'.
+        overrides: mmengine cfg-options (dotted keys) applied in every profile.
+        configs: Config file per profile, relative to ``experiments/configs``.
+        profile_overrides: Extra cfg-options per profile (applied after ``overrides``).
+        notes: Per-profile remarks copied into the manifest (e.g. "no pre-trained weights in tiny").
+    """
+
+    grid: str
+    name: str
+    seed: int
+    task: str
+    overrides: dict
+    configs: dict
+    profile_overrides: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+
+    def config_file(self, profile: str) -> Path:
+        """Absolute path of this run's config file in ``profile``."""
+        _check_profile(profile)
+        return CONFIG_DIR / self.configs[profile]
+
+    def resolved_overrides(self, profile: str) -> dict:
+        """``overrides`` updated with the profile's own overrides."""
+        _check_profile(profile)
+        out = copy.deepcopy(self.overrides)
+        out.update(copy.deepcopy(self.profile_overrides.get(profile, {})))
+        return out
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    task: str
+    configs: dict
+    overrides: dict = field(default_factory=dict)
+    profile_overrides: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A named list of cells; ``runs(seeds)`` expands it over seeds."""
+
+    name: str
+    description: str
+    cells: tuple
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.cells]
+
+    def runs(self, seeds: int | Sequence[int] = 1, only: Iterable[str] | None = None) -> list[RunSpec]:
+        """Expand to runs.
+
+        Args:
+            seeds: K (seeds 0..K-1) or an explicit list of seeds.
+            only: Optional subset of cell names (error on unknown names).
+        """
+        seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+        if not seed_list:
+            raise ValueError('seeds must be >= 1 (or a non-empty list)')
+        cells = self.cells
+        if only is not None:
+            only = list(only)
+            unknown = sorted(set(only) - set(self.names))
+            if unknown:
+                raise ValueError(f'grid {self.name!r} has no runs {unknown}; runs: {self.names}')
+            cells = [c for c in cells if c.name in only]
+        return [RunSpec(grid=self.name, name=c.name, seed=s, task=c.task, overrides=copy.deepcopy(c.overrides),
+                        configs=dict(c.configs), profile_overrides=copy.deepcopy(c.profile_overrides),
+                        notes=dict(c.notes))
+                for c, s in itertools.product(cells, seed_list)]
+
+
+def _check_profile(profile: str) -> None:
+    if profile not in PROFILES:
+        raise ValueError(f'unknown profile {profile!r}; choose one of {PROFILES}')
+
+
+_TINY_DET = 'tiny/maskrcnn_tiny_1x.py'
+_TINY_DET_3X = 'tiny/maskrcnn_tiny_3x.py'
+_ABLATION = dict(paper='maskrcnn_vit_adapter_S_1x.py', tiny=_TINY_DET)
+_BB = 'model.backbone.'
+
+
+def _components() -> Grid:
+    cells = [Cell(v, 'det', _ABLATION, {_BB + 'variant': v}) for v in ('baseline', 'spm_add', 'spm_injector', 'full')]
+    return Grid('components', 'Adapter components (Table A1): SPM only (add), + injector, + extractor', tuple(cells))
+
+
+def _n_interactions() -> Grid:
+    cells = [Cell(f'N{n}', 'det', _ABLATION, {_BB + 'n_interactions': n, _BB + 'variant': 'full' if n else 'baseline'})
+             for n in (0, 1, 2, 4, 6)]
+    return Grid('N', 'Number of interactions N (Table A2)', tuple(cells))
+
+
+def _attention() -> Grid:
+    cells = []
+    for a in ('global', 'cswin', 'pale', 'deformable'):
+        # The paper's global-attention run needed gradient checkpointing to fit in memory.
+        paper = {_BB + 'with_cp': True} if a == 'global' else {}
+        cells.append(Cell(a, 'det', _ABLATION, {_BB + 'attn_type': a}, profile_overrides=dict(paper=paper)))
+    return Grid('attention', 'Attention type in the adapter (Table A3)', tuple(cells))
+
+
+def _pretrain() -> Grid:
+    cells = []
+    for name, src in PRETRAIN_SOURCES.items():
+        cells.append(Cell(
+            name, 'det', dict(paper='maskrcnn_vit_adapter_B_3x.py', tiny=_TINY_DET_3X),
+            profile_overrides=dict(
+                paper={_BB + 'pretrained': src['file'], _BB + 'pretrain_size': src['size']},
+                # Filled in at launch time by experiments.pretrain_tiny (synthesised checkpoint in this format).
+                tiny={_BB + 'pretrained': f'@synthetic:{src["format"]}', _BB + 'pretrain_size': 128}),
+            notes=dict(paper=src['label'],
+                       tiny=f'{src["label"]}: tiny profile uses a synthesised {src["format"]}-format checkpoint '
+                            '(random weights) to exercise the loader; not real pre-training')))
+    return Grid('pretrain', 'Pre-training source, ViT-Adapter-B Mask R-CNN 3x+MS (Table 3)', tuple(cells))
+
+
+def _tiny_note(size: str) -> str:
+    return f"tiny profile: arch='tiny' stands in for {size} (all sizes share the tiny preset)"
+
+
+def _main_det() -> Grid:
+    cells = []
+    for sched, kind, size in itertools.product(('1x', '3x'), ('vit', 'vit_adapter'), SIZES):
+        overrides = {} if kind == 'vit_adapter' else {_BB + 'type': 'ViTBaseline', _BB + 'variant': 'baseline',
+                                                      _BB + 'n_interactions': 0}
+        cells.append(Cell(f'maskrcnn_{sched}_{kind}_{size}', 'det',
+                          dict(paper=f'maskrcnn_{kind}_{size}_{sched}.py',
+                               tiny=_TINY_DET if sched == '1x' else _TINY_DET_3X),
+                          profile_overrides=dict(tiny=overrides), notes=dict(tiny=_tiny_note(size))))
+    return Grid('main-det', 'Mask R-CNN 1x and 3x+MS on COCO, ViT vs ViT-Adapter T/S/B/L (Table 1)', tuple(cells))
+
+
+def _main_seg() -> Grid:
+    cells = []
+    for head, kind, size in itertools.product(('upernet', 'semfpn'), ('vit', 'vit_adapter'), SIZES):
+        iters = '160k' if head == 'upernet' else '80k'
+        overrides = {} if kind == 'vit_adapter' else {_BB + 'type': 'ViTBaseline', _BB + 'variant': 'baseline',
+                                                      _BB + 'n_interactions': 0}
+        cells.append(Cell(f'{head}_{kind}_{size}', 'seg',
+                          dict(paper=f'{head}_{kind}_{size}_{iters}.py', tiny=f'tiny/{head}_tiny.py'),
+                          profile_overrides=dict(tiny=overrides), notes=dict(tiny=_tiny_note(size))))
+    return Grid('main-seg', 'UperNet 160k and Semantic FPN 80k on ADE20K, ViT vs ViT-Adapter T/S/B/L (Table 4)',
+                tuple(cells))
+
+
+_BUILDERS = {'components': _components, 'N': _n_interactions, 'attention': _attention, 'pretrain': _pretrain,
+             'main-det': _main_det, 'main-seg': _main_seg}
+GRID_NAMES = tuple(_BUILDERS)
+
+
+def get_grid(name: str) -> Grid:
+    """The grid called ``name`` (one of ``GRID_NAMES``)."""
+    if name not in _BUILDERS:
+        raise ValueError(f'unknown grid {name!r}; choose one of {list(GRID_NAMES)}')
+    return _BUILDERS[name]()

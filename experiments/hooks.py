@@ -1,0 +1,134 @@
+"""mmengine hooks that make runs resumable bit for bit and leave a ``final_metrics.json`` behind.
+
+* ``RNGStateHook`` stores the main process's torch / CUDA / numpy / python RNG states in every checkpoint and
+  restores them right before the first iteration after a resume. mmengine's ``IterBasedTrainLoop`` replays the
+  data iterator on resume (it skips the consumed batches), and with ``num_workers >= 1`` the augmentation RNG
+  lives in the (re-seeded) workers, so data, augmentation and model randomness (RoI sampling, dropout, drop
+  path) all match an uninterrupted run.
+* ``FinalMetricsHook`` keeps the last validation metrics and the measured time per training iteration, and
+  writes ``<work_dir>/final_metrics.json`` once training has reached ``max_iters`` and been evaluated.
+
+Both are registered in mmengine's root ``HOOKS`` registry, which mmdet's and mmseg's registries fall back to.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import time
+
+import numpy as np
+import torch
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+FINAL_METRICS = 'final_metrics.json'
+
+
+def _rng_state() -> dict:
+    state = dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state['torch'])
+    np.random.set_state(state['numpy'])
+    random.setstate(state['python'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+@HOOKS.register_module(force=True)
+class RNGStateHook(Hook):
+    """Checkpoint and restore the RNG states so a resumed run continues the uninterrupted random stream."""
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self) -> None:
+        self._pending = None
+
+    def before_train(self, runner) -> None:
+        loader = runner.train_dataloader
+        if getattr(loader, 'num_workers', 1) == 0:
+            runner.logger.warning(
+                'RNGStateHook: train_dataloader.num_workers == 0, so the augmentation RNG shares the main '
+                'process and a resumed run will not replay augmentations exactly; use num_workers >= 1')
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['rng_state'] = _rng_state()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._pending = checkpoint.get('rng_state')
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if self._pending is not None:
+            _set_rng_state(self._pending)
+            self._pending = None
+
+
+@HOOKS.register_module(force=True)
+class FinalMetricsHook(Hook):
+    """Write ``final_metrics.json`` (last evaluation + ``train_time_per_iter`` + memory) at the end of training.
+
+    Args:
+        skip_first: Iterations per process start excluded from the timing (warm-up, worker start).
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, skip_first: int = 5) -> None:
+        self.skip_first = skip_first
+        self.metrics = None
+        self._t0 = None
+        self._seen = 0
+        self._time = 0.0
+        self._timed = 0
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['final_metrics_timing'] = dict(time=self._time, iters=self._timed)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        timing = checkpoint.get('final_metrics_timing')
+        if timing:
+            self._time, self._timed = timing['time'], timing['iters']
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._t0 = time.perf_counter()
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._seen += 1
+        if self._t0 is not None and self._seen > self.skip_first:
+            self._time += time.perf_counter() - self._t0
+            self._timed += 1
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self.metrics = dict(metrics or {})
+        self.metrics_iter = runner.iter
+
+    def after_train(self, runner) -> None:
+        max_iters = runner.train_loop.max_iters
+        if runner.iter >= max_iters and self.metrics is not None and self.metrics_iter >= max_iters:
+            self.write(runner)
+
+    def write(self, runner) -> dict:
+        """Write the file now (also used by the launcher after a final ``runner.val()``)."""
+        out = {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v)
+               for k, v in (self.metrics or {}).items()}
+        out['iters'] = int(runner.iter)
+        out['train_time_per_iter'] = self._time / self._timed if self._timed else None
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            out['max_memory_mb'] = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            out['max_memory_mb'] = None
+            out['max_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if is_main_process():
+            path = os.path.join(runner.work_dir, FINAL_METRICS)
+            tmp = path + '.tmp'
+            with open(tmp, 'w') as f:
+                json.dump(out, f, indent=2, sort_keys=True)
+            os.replace(tmp, path)
+        return out

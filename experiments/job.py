@@ -1,0 +1,159 @@
+"""The training job: one run directory in, a trained model and ``final_metrics.json`` out.
+
+``TrainJob(run_dir)`` is a ``submitit.helpers.Checkpointable``: on preemption or timeout submitit calls its
+``checkpoint()``, which marks the run as queued again and resubmits the same job; the requeued job resumes from
+the run's last mmengine checkpoint (``resume=True``), and ``experiments.hooks.RNGStateHook`` makes the resumed
+run follow the uninterrupted one exactly.
+
+Distributed runs (several SLURM tasks) set up ``torch.distributed`` from the SLURM environment with
+``submitit.helpers.TorchDistributedEnvironment`` (MASTER_ADDR/PORT, RANK, WORLD_SIZE, LOCAL_RANK), backend nccl
+on GPU and gloo on CPU, and hand mmengine ``launcher='pytorch'``.
+
+Also runnable without submitit: ``python -m experiments.job RUN_DIR`` (what ``--cluster local`` does).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import submitit
+import torch
+
+from experiments import rundir as rd
+
+
+def _job_id() -> str | None:
+    if 'SLURM_JOB_ID' in os.environ:
+        array = os.environ.get('SLURM_ARRAY_JOB_ID')
+        task = os.environ.get('SLURM_ARRAY_TASK_ID')
+        return f'{array}_{task}' if array and task else os.environ['SLURM_JOB_ID']
+    return os.environ.get('SUBMITIT_LOCAL_JOB_ID') or f'pid{os.getpid()}'
+
+
+def setup_distributed() -> tuple[bool, int]:
+    """Initialise torch.distributed from SLURM when the job has several tasks.
+
+    Returns:
+        (distributed, rank).
+    """
+    ntasks = int(os.environ.get('SLURM_NTASKS', '1'))
+    if ntasks <= 1 or 'SLURM_JOB_ID' not in os.environ:
+        return False, 0
+    import torch.distributed as dist
+    if dist.is_initialized():
+        return True, dist.get_rank()
+    env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+    if torch.cuda.is_available():
+        torch.cuda.set_device(env.local_rank % torch.cuda.device_count())
+    dist.init_process_group(backend=backend, init_method='env://', rank=env.rank, world_size=env.world_size)
+    return True, env.rank
+
+
+def _set_threads() -> None:
+    cpus = os.environ.get('SLURM_CPUS_PER_TASK')
+    if cpus and not torch.cuda.is_available():
+        torch.set_num_threads(max(1, int(cpus)))
+
+
+def train(run_dir: str | os.PathLike) -> dict:
+    """Train (or resume) the run in ``run_dir`` and return its final metrics.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` has no ``config.py`` (create runs with ``experiments.launch``).
+    """
+    run_dir = Path(run_dir).resolve()
+    cfg_file = run_dir / rd.CONFIG
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f'{cfg_file} missing: run directories are created by `python -m experiments.launch`')
+    os.chdir(rd.REPO_ROOT)  # configs name data/ and pretrained/ relative to the repository
+    if str(rd.REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(rd.REPO_ROOT))
+    _set_threads()
+    distributed, rank = setup_distributed()
+    if rd.is_finished(run_dir):
+        return rd.read_json(run_dir / rd.FINAL_METRICS)
+    if rank == 0:
+        rd.write_state(run_dir, 'running', job_id=_job_id())
+    try:
+        metrics = _train(run_dir, cfg_file, distributed)
+    except BaseException as err:  # noqa: BLE001 - record every failure, then re-raise
+        if rank == 0 and not isinstance(err, (KeyboardInterrupt, SystemExit)):
+            rd.write_state(run_dir, 'failed', error=''.join(traceback.format_exception_only(type(err), err)).strip(),
+                           traceback=traceback.format_exc()[-4000:])
+        raise
+    if rank == 0:
+        rd.write_state(run_dir, 'finished')
+    return metrics
+
+
+def _train(run_dir: Path, cfg_file: Path, distributed: bool) -> dict:
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from experiments.compat import patch_mmengine, trust_dir
+    from experiments import hooks as _hooks  # noqa: F401 - registers the hooks
+    from experiments import dist as _dist  # noqa: F401 - registers the CPU DDP wrapper
+
+    patch_mmengine()
+    trust_dir(run_dir)
+    cfg = Config.fromfile(str(cfg_file))
+    cfg.work_dir = str(run_dir)
+    cfg.resume = rd.last_checkpoint(run_dir) is not None
+    cfg.load_from = None
+    cfg.launcher = 'pytorch' if distributed else 'none'
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'nccl' if torch.cuda.is_available() else 'gloo'
+    if distributed and not torch.cuda.is_available():
+        cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel', broadcast_buffers=False,
+                                     find_unused_parameters=cfg.get('find_unused_parameters', False))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = next((h for h in runner.hooks if isinstance(h, _hooks.FinalMetricsHook)), None)
+    if hook is None:
+        raise RuntimeError('the config has no FinalMetricsHook in custom_hooks; add dict(type="FinalMetricsHook")')
+    final = run_dir / rd.FINAL_METRICS
+    if not final.is_file():  # resumed after the last iteration, or val_interval did not hit max_iters
+        runner.val()
+        hook.write(runner)
+    if distributed:
+        import torch.distributed as dist
+        dist.barrier()
+    return rd.read_json(final)
+
+
+class TrainJob(submitit.helpers.Checkpointable):
+    """A submitit job training one run directory; requeues itself on preemption/timeout.
+
+    Args:
+        run_dir: The run directory (made by ``experiments.launch``).
+    """
+
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = str(run_dir)
+
+    def __call__(self) -> dict:
+        return train(self.run_dir)
+
+    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        # mmengine has saved a checkpoint every `interval` iterations; the requeued job resumes from the last one.
+        rd.write_state(Path(self.run_dir), 'queued', note='requeued after preemption/timeout; resumes from '
+                       f'{rd.last_checkpoint(Path(self.run_dir))}')
+        return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir))
+
+    def __repr__(self) -> str:
+        return f'TrainJob({self.run_dir!r})'
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description='Train one run directory (made by experiments.launch).')
+    parser.add_argument('run_dir')
+    args = parser.parse_args(argv)
+    metrics = train(args.run_dir)
+    print(f'final metrics of {args.run_dir}: {metrics}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,118 @@
+"""Layer-wise learning-rate decay for ViT backbones as an mmengine optim-wrapper constructor.
+
+The paper's UperNet recipe scales the lr of ViT block ``i`` (1-based, of ``num_layers``) by
+``layer_decay_rate ** (num_layers + 1 - layer_id)``: the patch/position embeddings (layer 0) get the smallest lr,
+the last block ``rate ** 1``, and everything that is not the plain ViT (adapter modules, neck, heads) the full lr
+(layer ``num_layers + 1``). Weight decay is 0 for 1-D parameters (norms, biases) and for the embeddings/tokens.
+
+Config::
+
+    optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+                         constructor='ViTLayerDecayOptimWrapperConstructor',
+                         paramwise_cfg=dict(num_layers=12, layer_decay_rate=0.95))
+
+Registered into mmengine's, mmdet's and mmseg's ``OPTIM_WRAPPER_CONSTRUCTORS``.
+"""
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from mmengine.dist import get_dist_info
+from mmengine.logging import print_log
+from mmengine.optim import DefaultOptimWrapperConstructor
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from torch import nn
+
+DEFAULT_EMBED_KEYS = ('pos_embed', 'cls_token', 'patch_embed', 'mask_token')
+DEFAULT_NO_DECAY_KEYS = ('pos_embed', 'cls_token', 'level_embed', 'mask_token')
+
+
+def layer_id_for_vit(name: str, num_layers: int, block_pattern: str = r'(?:^|\.)blocks\.(\d+)\.',
+                     embed_keys: Sequence[str] = DEFAULT_EMBED_KEYS, backbone_prefix: str = 'backbone.') -> int:
+    """Layer index of a parameter: 0 for ViT embeddings, ``i + 1`` for ViT block ``i``, else ``num_layers + 1``.
+
+    Args:
+        name: Parameter name as in ``model.named_parameters()`` (e.g. ``backbone.blocks.3.attn.qkv.weight``).
+        num_layers: Number of ViT blocks.
+        block_pattern: Regex whose first group is the block index (matched inside the backbone).
+        embed_keys: Substrings of embedding parameter names inside the backbone.
+        backbone_prefix: Prefix of backbone parameters; others (neck, heads) are always ``num_layers + 1``.
+    """
+    if not name.startswith(backbone_prefix):
+        return num_layers + 1
+    inner = name[len(backbone_prefix):]
+    if any(inner.startswith(k) or f'.{k}' in f'.{inner}'.split('blocks.')[0] for k in embed_keys):
+        return 0
+    m = re.search(block_pattern, inner)
+    if m:
+        return int(m.group(1)) + 1
+    return num_layers + 1
+
+
+class _LayerDecayMixin:
+    def add_params(self, params: list, module: nn.Module, prefix: str = '', is_dcn_module=None) -> None:
+        cfg = dict(self.paramwise_cfg)
+        num_layers = cfg.pop('num_layers')
+        rate = cfg.pop('layer_decay_rate', 0.95)
+        block_pattern = cfg.pop('block_pattern', r'(?:^|\.)blocks\.(\d+)\.')
+        embed_keys = tuple(cfg.pop('embed_keys', DEFAULT_EMBED_KEYS))
+        no_decay_keys = tuple(cfg.pop('no_decay_keys', DEFAULT_NO_DECAY_KEYS))
+        backbone_prefix = cfg.pop('backbone_prefix', 'backbone.')
+        if cfg:
+            raise ValueError(f'ViTLayerDecayOptimWrapperConstructor: unknown paramwise_cfg keys {sorted(cfg)}; '
+                             'known: num_layers, layer_decay_rate, block_pattern, embed_keys, no_decay_keys, '
+                             'backbone_prefix')
+        groups: dict[tuple, dict] = {}
+        for name, param in module.named_parameters():
+            if not param.requires_grad:
+                continue
+            no_decay = param.ndim == 1 or name.endswith('.bias') or any(k in name for k in no_decay_keys)
+            layer_id = layer_id_for_vit(name, num_layers, block_pattern, embed_keys, backbone_prefix)
+            scale = rate ** (num_layers + 1 - layer_id)
+            key = (layer_id, no_decay)
+            if key not in groups:
+                groups[key] = dict(params=[], lr=self.base_lr * scale,
+                                   weight_decay=0.0 if no_decay else self.base_wd,
+                                   lr_scale=scale, layer_id=layer_id, param_names=[])
+            groups[key]['params'].append(param)
+            groups[key]['param_names'].append(name)
+        rank, _ = get_dist_info()
+        if rank == 0:
+            summary = ', '.join(f'layer {lid}{" no-decay" if nd else ""}: {len(g["params"])} params x{g["lr_scale"]:.3f}'
+                                for (lid, nd), g in sorted(groups.items()))
+            print_log(f'layer-wise lr decay {rate} over {num_layers} layers: {summary}', logger='current')
+        for group in groups.values():
+            group.pop('param_names')
+            params.append(group)
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module(force=True)
+class ViTLayerDecayOptimWrapperConstructor(_LayerDecayMixin, DefaultOptimWrapperConstructor):
+    """``DefaultOptimWrapperConstructor`` with ViT layer-wise lr decay (see module docstring).
+
+    ``paramwise_cfg`` keys: ``num_layers`` (required), ``layer_decay_rate`` (0.95), ``block_pattern``,
+    ``embed_keys``, ``no_decay_keys``, ``backbone_prefix``.
+    """
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict | None = None) -> None:
+        if not paramwise_cfg or 'num_layers' not in paramwise_cfg:
+            raise ValueError('ViTLayerDecayOptimWrapperConstructor needs paramwise_cfg=dict(num_layers=<ViT depth>, '
+                             'layer_decay_rate=0.95)')
+        # The parent validates paramwise_cfg against its own keys; keep ours aside.
+        super().__init__(optim_wrapper_cfg, None)
+        self.paramwise_cfg = dict(paramwise_cfg)
+
+
+def _register_downstream() -> None:
+    """Also register into mmdet's and mmseg's registries (they fall back to mmengine's, but be explicit)."""
+    for mod in ('mmdet.registry', 'mmseg.registry'):
+        try:
+            registry = __import__(mod, fromlist=['OPTIM_WRAPPER_CONSTRUCTORS']).OPTIM_WRAPPER_CONSTRUCTORS
+        except ImportError:  # pragma: no cover - both are pinned in requirements.txt
+            continue
+        registry.register_module(name='ViTLayerDecayOptimWrapperConstructor',
+                                 module=ViTLayerDecayOptimWrapperConstructor, force=True)
+
+
+_register_downstream()

@@ -1,0 +1,80 @@
+"""The run directory contract: ``$RUNS_ROOT/<profile>/<grid>/<run>/seed<k>/`` and the JSON files in it.
+
+``manifest.json`` (what the run is; never rewritten), ``state.json`` (queued | running | finished | failed),
+``config.py`` (the frozen mmengine config the job trains), ``final_metrics.json`` (written by
+``experiments.hooks.FinalMetricsHook``), plus mmengine's own timestamped log folders and checkpoints.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RUNS_ROOT = REPO_ROOT / 'runs'
+MANIFEST = 'manifest.json'
+STATE = 'state.json'
+CONFIG = 'config.py'
+FINAL_METRICS = 'final_metrics.json'
+STATES = ('queued', 'running', 'finished', 'failed')
+#: Manifest fields that define the run; any difference means "a different experiment".
+IDENTITY_KEYS = ('grid', 'run', 'seed', 'profile', 'task', 'overrides', 'config')
+
+
+def run_dir(runs_root: str | os.PathLike, profile: str, grid: str, run: str, seed: int) -> Path:
+    """``<runs_root>/<profile>/<grid>/<run>/seed<seed>`` as an absolute path."""
+    return Path(runs_root).resolve() / profile / grid / run / f'seed{seed}'
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomic JSON write (tmp file + rename)."""
+    tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def read_state(rdir: Path) -> dict | None:
+    return read_json(Path(rdir) / STATE)
+
+
+def write_state(rdir: Path, state: str, job_id: str | None = None, error: str | None = None, **extra) -> dict:
+    """Write ``state.json``; ``job_id`` defaults to the previous one."""
+    if state not in STATES:
+        raise ValueError(f'state must be one of {STATES}, got {state!r}')
+    old = read_state(rdir) or {}
+    data = dict(state=state, job_id=job_id if job_id is not None else old.get('job_id'), updated=now(), error=error)
+    data.update(extra)
+    write_json(Path(rdir) / STATE, data)
+    return data
+
+
+def is_finished(rdir: Path) -> bool:
+    return (Path(rdir) / FINAL_METRICS).is_file()
+
+
+def last_checkpoint(rdir: Path) -> Path | None:
+    """The checkpoint mmengine's ``last_checkpoint`` file points to, if it exists."""
+    marker = Path(rdir) / 'last_checkpoint'
+    if not marker.is_file():
+        return None
+    ckpt = Path(marker.read_text().strip())
+    if not ckpt.is_absolute():
+        ckpt = Path(rdir) / ckpt
+    return ckpt if ckpt.is_file() else None
+
+
+def manifest_mismatch(old: dict, new: dict) -> list[str]:
+    """Identity fields that differ between two manifests."""
+    return [k for k in IDENTITY_KEYS if old.get(k) != new.get(k)]
