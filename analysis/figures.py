@@ -152,14 +152,14 @@ def plot_training_curves(res: GridResult) -> Figure:
             lab = f'{name} s{r.seed} ({r.state})'
             tr = r.scalars.train
             if 'loss' in tr:
-                ax_l.plot(tr.index, tr['loss'], ls, color=col, lw=1.3, label=lab)
+                ax_l.plot(tr.index, tr['loss'], ls, color=col, lw=1.3, marker='.', ms=4, label=lab)
             va = r.scalars.val
             cols = [c for c in va.columns if c.rsplit('/', 1)[-1] == key]
             if cols:
                 y = va[cols[0]] * (100 if key != 'mIoU' else 1)
                 ax_v.plot(va.index, y, ls, color=col, marker='o', ms=3, lw=1.3, label=lab)
     ax_l.set(xlabel='iteration', ylabel='training loss', title='training loss')
-    ax_v.set(xlabel='validation step (epoch or iteration)', ylabel=label, title=f'validation {label}')
+    ax_v.set(xlabel='iteration (validation after it)', ylabel=label, title=f'validation {label}')
     for a in (ax_l, ax_v):
         a.grid(alpha=0.3)
     if ax_l.lines:
@@ -221,7 +221,7 @@ def plot_results(res: GridResult, layout: Layout, sizes: dict | None = None) -> 
 def _pick_runs(res: GridResult, names: list[str] | None = None) -> list[RunRecord]:
     """One run record per run name (first seed with a checkpoint and a manifest)."""
     chosen = {}
-    for r in res.runs:
+    for r in sorted(res.runs, key=lambda r: r.state != 'finished'):  # finished seeds first
         if names is not None and r.run not in names:
             continue
         if r.run not in chosen and r.manifest is not None and r.checkpoint() is not None:
@@ -276,7 +276,9 @@ def feature_figures(res: GridResult, out_dir: Path, images: str | None = None, n
             res.warnings.append(f'{r.label}: feature extraction failed: {type(e).__name__}: {e}')
     if not feats:
         return written
-    curves = {name: F.fourier_curves(f, tuple(x.shape[-2:])) for name, f in feats.items()}
+    by_name = {r.run: r for r in runs}
+    labels = {n: f'{n} ({by_name[n].state}, {by_name[n].checkpoint().stem})' for n in feats}
+    curves = {labels[n]: F.fourier_curves(f, tuple(x.shape[-2:])) for n, f in feats.items()}
     fig = plot_fourier({n: c['stride8'] for n, c in curves.items()},
                        f'{res.grid}: Fourier analysis of the stride-8 feature maps ({desc})', res.profile)
     written += save(fig, out_dir, 'fourier_stride8')
@@ -289,7 +291,7 @@ def feature_figures(res: GridResult, out_dir: Path, images: str | None = None, n
     _suptitle(fig, f'{res.grid}: Fourier analysis of the ViT blocks (stride 16)', res.profile)
     written += save(fig, out_dir, 'fourier_vit_blocks')
     pair = [n for n in BASELINE_PAIRS.get(res.grid, ()) if n in feats] or list(feats)[:2]
-    fig = plot_feature_maps(pics[:min(len(pics), 3)], {n: feats[n]['stride8'][:3] for n in pair},
+    fig = plot_feature_maps(pics[:min(len(pics), 3)], {labels[n]: feats[n]['stride8'][:3] for n in pair},
                             f'{res.grid}: stride-8 feature maps ({", ".join(pair)})', res.profile)
     written += save(fig, out_dir, 'stride8_features')
     return written
