@@ -107,3 +107,24 @@ def test_iteration_loop_validation_step_zero(tmp_path):
     assert list(sc.val.index) == [20, 40]
     assert sc.val.loc[20, 'coco/bbox_mAP'] == 0.05 and sc.val.loc[40, 'coco/bbox_mAP'] == 0.11
     assert (sc.val['logged_step'] == 0).all()
+
+
+def test_dead_unknown_and_extra_runs(tmp_path):
+    import os
+    import time as _time
+
+    from tests.analysis.fakeruns import train_line, write_run
+    d = write_run(tmp_path, 'tiny', 'N', 'N0', 0, state='running', starts=[[train_line(10, 1.0)]])
+    old = _time.time() - 10 * 3600
+    for p in d.rglob('*'):
+        os.utime(p, (old, old))
+    d1 = write_run(tmp_path, 'tiny', 'N', 'N1', 0, starts=[[train_line(10, 1.0)]])
+    (d1 / 'state.json').unlink()
+    write_run(tmp_path, 'tiny', 'N', 'N9', 0, starts=[])  # not a run of the grid
+    res = collect_grid('N', 'tiny', tmp_path, expected=[('N0', 0), ('N1', 0)])
+    states = {r.run: r.state for r in res.runs}
+    assert states['N0'] == 'running' and states['N1'] == 'unknown' and 'N9' in states
+    w = '\n'.join(res.warnings)
+    assert 'N/N0/seed0: running but no file changed for 10.0 h: the job may have died' in w
+    assert 'N/N1/seed0: state unknown' in w
+    assert 'N/N9/seed0: on disk but not in the grid definition' in w
