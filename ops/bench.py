@@ -23,6 +23,7 @@ Usage::
     python -m ops.bench                       # CPU, 2 threads, 512 and 1024 inputs, batch 1 and 2
     python -m ops.bench --device cuda         # every backend available on the GPU
     python -m ops.bench --sizes 512 --batches 1 --repeats 3
+    python -m ops.bench --readme              # also refresh the table in ops/README.md
 """
 from __future__ import annotations
 
@@ -109,10 +110,14 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _time(fn, device: str, repeats: int, warmup: int = 1) -> list[float]:
+def _time(fn, device: str, repeats: int, warmup: int = 1, min_total_s: float = 0.5) -> list[float]:
+    """Wall times of ``repeats`` calls, or more (up to 50) for fast calls so they span ``min_total_s``."""
+    t0 = time.perf_counter()
     for _ in range(warmup):
         fn()
     _sync(device)
+    first = (time.perf_counter() - t0) / max(warmup, 1)
+    repeats = max(repeats, min(50, int(min_total_s / max(first, 1e-6))))
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -153,8 +158,12 @@ def available_backends(device: str) -> list[str]:
 
 
 def run(device: str = 'cpu', sizes=(512, 1024), batches=(1, 2), repeats: int = 5, threads: int = 2,
-        calls=('injector', 'extractor'), out_dir: Path | None = RESULTS_DIR) -> list[dict]:
-    """Run the benchmark; returns one row per (call, size, batch, backend) and writes the tables."""
+        calls=('injector', 'extractor'), out_dir: Path | None = RESULTS_DIR,
+        readme: bool = False) -> list[dict]:
+    """Run the benchmark; returns one row per (call, size, batch, backend) and writes the tables.
+
+    With ``readme=True`` (and ``out_dir``) the saved markdown table also replaces the one in ops/README.md.
+    """
     torch.set_num_threads(threads)
     backends = available_backends(device)
     bw = copy_bandwidth(device)
@@ -180,7 +189,9 @@ def run(device: str = 'cpu', sizes=(512, 1024), batches=(1, 2), repeats: int = 5
                     print(_fmt_row(row), flush=True)
     header = _header(device, threads, bw, repeats)
     if out_dir is not None:
-        _save(rows, header, device, out_dir)
+        md = _save(rows, header, device, out_dir)
+        if readme:
+            update_readme(md, device.split(':')[0])
     return rows
 
 
@@ -198,12 +209,12 @@ def _fmt_row(r: dict) -> str:
 def _header(device: str, threads: int, bw: float, repeats: int) -> str:
     name = torch.cuda.get_device_name() if device.startswith('cuda') else (platform.processor() or platform.machine())
     return (f'ms_deform_attn benchmark, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, torch '
-            f'{torch.__version__}, device {device} ({name}), {threads} threads, median of {repeats}; '
+            f'{torch.__version__}, device {device} ({name}), {threads} threads, median of >= {repeats} runs (fast calls: enough runs to fill 0.5 s, at most 50); '
             f'measured copy bandwidth {bw / 1e9:.1f} GB/s (256 MiB copy, read+write). '
             f'Floor = bytes if every tensor crosses DRAM once per pass / copy bandwidth.')
 
 
-def _save(rows: list[dict], header: str, device: str, out_dir: Path) -> None:
+def _save(rows: list[dict], header: str, device: str, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S')
     base = out_dir / f"{device.split(':')[0]}_{stamp}"
@@ -218,6 +229,23 @@ def _save(rows: list[dict], header: str, device: str, out_dir: Path) -> None:
     lines += [_fmt_row(r) for r in rows]
     Path(f'{base}.md').write_text('\n'.join(lines) + '\n')
     print(f'saved {base}.md and {base}.csv')
+    return Path(f'{base}.md')
+
+
+README = Path(__file__).resolve().parent / 'README.md'
+
+
+def update_readme(md_path: Path, device: str, readme: Path = README) -> None:
+    """Replace the table between ``<!-- bench:<device>:start -->`` and ``<!-- bench:<device>:end -->``."""
+    start, end = f'<!-- bench:{device}:start -->', f'<!-- bench:{device}:end -->'
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise ValueError(f'update_readme: markers {start} / {end} not found in {readme}')
+    body = md_path.read_text().strip()
+    rel = md_path.relative_to(readme.parent)
+    text = text[:text.index(start) + len(start)] + f'\n(from `{rel}`)\n\n{body}\n' + text[text.index(end):]
+    readme.write_text(text)
+    print(f'updated {readme}')
 
 
 def main(argv=None) -> None:
@@ -229,11 +257,12 @@ def main(argv=None) -> None:
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--no-save', action='store_true')
+    parser.add_argument('--readme', action='store_true', help='also put the table into ops/README.md')
     args = parser.parse_args(argv)
     print('| call | input | batch | backend | fwd ms | fwd vs ref | fwd x floor | fwd+bwd ms | fwd+bwd vs ref | '
           'fwd+bwd x floor | fwd GB/s | fwd+bwd GB/s |')
     run(args.device, tuple(args.sizes), tuple(args.batches), args.repeats, args.threads, tuple(args.calls),
-        None if args.no_save else RESULTS_DIR)
+        None if args.no_save else RESULTS_DIR, readme=args.readme)
 
 
 if __name__ == '__main__':
