@@ -1,0 +1,27 @@
+"""Tiny profile of UperNet 160k: arch='tiny', 128x128 synthetic ADE20K, heads at 64/32 channels, 300 iterations.
+
+The schedule keeps the paper's shape (linear warm-up, then poly decay; layer-wise lr decay 0.95 over the 12 tiny
+ViT blocks) on a 300-iteration budget.
+"""
+_base_ = ['../upernet_vit_adapter_S_160k.py', './_seg_data.py']
+
+train_dataloader = {{_base_.tiny_seg_train_dataloader}}
+val_dataloader = {{_base_.tiny_seg_val_dataloader}}
+test_dataloader = val_dataloader
+num_classes = 4
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    data_preprocessor=dict(size=(128, 128)),
+    backbone=dict(arch='tiny', norm='BN', drop_path_rate=0.0, pretrained=None, img_size=128),
+    decode_head=dict(in_channels=[64] * 4, channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
+    auxiliary_head=dict(in_channels=64, channels=32, num_classes=num_classes, norm_cfg=norm_cfg),
+    test_cfg=dict(_delete_=True, mode='whole'))
+optim_wrapper = dict(optimizer=dict(lr=4e-4), paramwise_cfg=dict(num_layers=12))
+max_iters = 300
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=30),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=30, end=max_iters),
+]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(checkpoint=dict(interval=50), logger=dict(interval=25))
+auto_scale_lr = dict(base_batch_size=4)

@@ -1,0 +1,87 @@
+"""Every config parses; the tiny ones and the paper T/S ones build on CPU (B/L: parse only, building is slow)."""
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from experiments.grids import CONFIG_DIR
+
+ALL = sorted(p for p in CONFIG_DIR.rglob('*.py') if not p.name.startswith('_') and '_base_' not in p.parts)
+PAPER = [p for p in ALL if p.parent == CONFIG_DIR]
+TINY = [p for p in ALL if p.parent.name == 'tiny']
+BUILD_PAPER = [p for p in PAPER if '_T_' in p.name or '_S_' in p.name]
+
+
+def _id(p: Path) -> str:
+    return str(p.relative_to(CONFIG_DIR))
+
+
+def test_config_inventory():
+    assert len(PAPER) == 32 and len(TINY) == 4
+    for p in ALL:  # small deltas, never copies
+        assert len(p.read_text().splitlines()) < 80, p
+
+
+@pytest.mark.parametrize('path', ALL, ids=_id)
+def test_parses(path):
+    cfg = Config.fromfile(str(path))  # also imports the shims, optim and hooks (custom_imports)
+    bb = cfg.model.backbone
+    assert bb.type in ('ViTAdapter', 'ViTBaseline')
+    assert cfg.randomness if 'randomness' in cfg else True
+    assert any(h['type'] == 'FinalMetricsHook' for h in cfg.custom_hooks)
+    assert cfg.train_cfg.type == 'IterBasedTrainLoop'
+    opt = cfg.optim_wrapper.optimizer
+    if path.parent == CONFIG_DIR:  # the paper's optimiser
+        assert opt.type == 'AdamW' and opt.lr == 1e-4
+        assert cfg.train_dataloader.batch_size * 8 == 16
+    if path.name.startswith('maskrcnn') and path.parent == CONFIG_DIR:
+        assert opt.weight_decay == 0.05
+        sched = cfg.param_scheduler
+        assert sched[0].end == 500
+        ipe = 7329
+        assert sched[1].milestones == ([8 * ipe, 11 * ipe] if '_1x' in path.name else [27 * ipe, 33 * ipe])
+    if path.name.startswith('upernet') and path.parent == CONFIG_DIR:
+        assert cfg.optim_wrapper.constructor == 'ViTLayerDecayOptimWrapperConstructor'
+        assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.95
+        assert cfg.param_scheduler[0].end == 1500 and cfg.train_cfg.max_iters == 160000
+        assert cfg.optim_wrapper.paramwise_cfg.num_layers == (24 if '_L_' in path.name else 12)
+    width = {'T': 192, 'S': 384, 'B': 768, 'L': 1024}
+    for size, w in width.items():
+        if f'_{size}_' in path.name:
+            assert bb.arch == size
+            ch = cfg.model.neck.in_channels if 'neck' in cfg.model else cfg.model.decode_head.in_channels
+            assert ch == [w] * 4
+
+
+def _build(cfg):
+    from mmengine.registry import init_default_scope
+    init_default_scope(cfg.default_scope)
+    if cfg.default_scope == 'mmdet':
+        from mmdet.registry import MODELS
+    else:
+        from mmseg.registry import MODELS
+    model = MODELS.build(cfg.model)
+    return model
+
+
+@pytest.mark.parametrize('path', TINY, ids=_id)
+def test_tiny_builds_and_runs_forward(path):
+    cfg = Config.fromfile(str(path))
+    model = _build(cfg).eval()
+    n = sum(p.numel() for p in model.parameters())
+    assert n < 5e6
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(1, 3, 128, 128))
+    assert len(feats) >= 4 and feats[0].shape[-1] in (32, 128 // 4)
+
+
+@pytest.mark.parametrize('path', BUILD_PAPER, ids=_id)
+def test_paper_t_s_build(path):
+    cfg = Config.fromfile(str(path))
+    cfg.model.backbone.pretrained = None  # weights are not downloaded in tests
+    model = _build(cfg)
+    width = {'_T_': 192, '_S_': 384}[[k for k in ('_T_', '_S_') if k in path.name][0]]
+    assert model.backbone.embed_dim == width
+    if cfg.model.backbone.type == 'ViTAdapter':
+        assert any('interactions' in n or 'spm' in n for n, _ in model.backbone.named_parameters())

@@ -1,0 +1,54 @@
+import pytest
+
+from experiments.grids import GRID_NAMES, PROFILES, get_grid
+
+EXPECTED = {
+    'components': ['baseline', 'spm_add', 'spm_injector', 'full'],
+    'N': ['N0', 'N1', 'N2', 'N4', 'N6'],
+    'attention': ['global', 'cswin', 'pale', 'deformable'],
+    'pretrain': ['deit_in1k', 'augreg_in22k', 'uniperceiver_mm'],
+    'main-det': [f'maskrcnn_{s}_{k}_{z}' for s in ('1x', '3x') for k in ('vit', 'vit_adapter') for z in 'TSBL'],
+    'main-seg': [f'{h}_{k}_{z}' for h in ('upernet', 'semfpn') for k in ('vit', 'vit_adapter') for z in 'TSBL'],
+}
+
+
+def test_grid_names_match_the_contract():
+    assert set(GRID_NAMES) == set(EXPECTED)
+    for name, runs in EXPECTED.items():
+        assert get_grid(name).names == runs
+
+
+def test_seeds_are_an_axis():
+    runs = get_grid('N').runs(3)
+    assert len(runs) == 15 and sorted({r.seed for r in runs}) == [0, 1, 2]
+    assert [r.seed for r in get_grid('N').runs([7])] == [7] * 5
+    with pytest.raises(ValueError, match='seeds'):
+        get_grid('N').runs(0)
+
+
+def test_unknown_names_are_errors():
+    with pytest.raises(ValueError, match='unknown grid'):
+        get_grid('nope')
+    with pytest.raises(ValueError, match='has no runs'):
+        get_grid('N').runs(1, only=['N3'])
+    with pytest.raises(ValueError, match='unknown profile'):
+        get_grid('N').runs(1)[0].config_file('huge')
+
+
+def test_every_run_has_an_existing_config_in_every_profile():
+    for name in GRID_NAMES:
+        for run in get_grid(name).runs(1):
+            assert run.task in ('det', 'seg')
+            for profile in PROFILES:
+                assert run.config_file(profile).is_file(), (name, run.name, profile)
+
+
+def test_ablation_overrides():
+    n = {r.name: r.resolved_overrides('paper') for r in get_grid('N').runs(1)}
+    assert n['N0'] == {'model.backbone.n_interactions': 0, 'model.backbone.variant': 'baseline'}
+    assert n['N6']['model.backbone.n_interactions'] == 6
+    att = {r.name: r.resolved_overrides('paper') for r in get_grid('attention').runs(1)}
+    assert att['global']['model.backbone.with_cp'] is True and 'model.backbone.with_cp' not in att['pale']
+    pre = {r.name: r for r in get_grid('pretrain').runs(1)}
+    assert pre['augreg_in22k'].resolved_overrides('paper')['model.backbone.pretrain_size'] == 384
+    assert pre['deit_in1k'].configs['paper'] == 'maskrcnn_vit_adapter_B_3x.py'

@@ -1,0 +1,59 @@
+import pytest
+import torch
+from torch import nn
+
+from experiments.optim import ViTLayerDecayOptimWrapperConstructor, layer_id_for_vit
+
+
+def test_layer_ids():
+    assert layer_id_for_vit('backbone.vit.pos_embed', 12) == 0
+    assert layer_id_for_vit('backbone.vit.patch_embed.proj.weight', 12) == 0
+    assert layer_id_for_vit('backbone.vit.blocks.0.attn.qkv.weight', 12) == 1
+    assert layer_id_for_vit('backbone.vit.blocks.11.mlp.fc2.bias', 12) == 12
+    assert layer_id_for_vit('backbone.spm.stem.0.weight', 12) == 13
+    assert layer_id_for_vit('decode_head.conv_seg.weight', 12) == 13
+
+
+class _Toy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Module()
+        self.backbone.vit = nn.Module()
+        self.backbone.vit.pos_embed = nn.Parameter(torch.zeros(1, 4, 8))
+        self.backbone.vit.blocks = nn.ModuleList([nn.Linear(8, 8) for _ in range(3)])
+        self.backbone.level_embed = nn.Parameter(torch.zeros(3, 8))
+        self.head = nn.Linear(8, 2)
+
+
+def test_constructor_scales_lr_and_decay():
+    ctor = ViTLayerDecayOptimWrapperConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05)),
+        dict(num_layers=3, layer_decay_rate=0.5))
+    wrapper = ctor(_Toy())
+    groups = wrapper.optimizer.param_groups
+    by_layer = {(g['layer_id'], g['weight_decay'] == 0): g for g in groups}
+    assert by_layer[(0, True)]['lr'] == pytest.approx(1e-3 * 0.5 ** 4)  # pos_embed: no decay, smallest lr
+    assert by_layer[(1, False)]['lr'] == pytest.approx(1e-3 * 0.5 ** 3)
+    assert by_layer[(3, False)]['lr'] == pytest.approx(1e-3 * 0.5)
+    assert by_layer[(4, False)]['lr'] == pytest.approx(1e-3) and by_layer[(4, False)]['weight_decay'] == 0.05
+    assert by_layer[(4, True)]['weight_decay'] == 0.0  # biases and level_embed
+    assert sum(len(g['params']) for g in groups) == len(list(_Toy().parameters()))
+
+
+def test_constructor_needs_num_layers_and_rejects_unknown_keys():
+    with pytest.raises(ValueError, match='num_layers'):
+        ViTLayerDecayOptimWrapperConstructor(dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3)),
+                                             dict(layer_decay_rate=0.9))
+    ctor = ViTLayerDecayOptimWrapperConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3)), dict(num_layers=3, decay=0.9))
+    with pytest.raises(ValueError, match='unknown paramwise_cfg keys'):
+        ctor(_Toy())
+
+
+def test_registered_in_all_registries():
+    import mmdet.registry
+    import mmengine.registry
+    import mmseg.registry
+    for reg in (mmengine.registry, mmdet.registry, mmseg.registry):
+        assert reg.OPTIM_WRAPPER_CONSTRUCTORS.get('ViTLayerDecayOptimWrapperConstructor') is \
+            ViTLayerDecayOptimWrapperConstructor
