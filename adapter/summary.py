@@ -3,8 +3,8 @@
 Parameters: backbone, adapter alone (backbone minus its ViT), and full mmdet Mask R-CNN / mmseg UperNet /
 Semantic FPN models (built through the registries with the shims, on the meta device: real modules, no
 memory). FLOPs: multiply-accumulates (the convention of mmcv / fvcore "FLOPs") of the backbone forward at
-a given input size, counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, convs, SDPA; divided by
-2) plus the deformable sampling, which it cannot see: 5 * D MACs per sampled point (4 bilinear corners + the
+a given input size, counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, convs, transposed convs,
+SDPA incl. the CPU flash kernel; divided by 2) plus the deformable sampling, which it cannot see: 5 * D MACs per sampled point (4 bilinear corners + the
 attention weight) per query, head, level and point. Norms, activations, softmax and resizes are not counted.
 
 mmdet / mmseg / mmengine are imported lazily inside functions (the rest of ``adapter`` never imports them).
@@ -97,9 +97,17 @@ def param_counts(backbone: dict, seg_overrides: Optional[dict] = None) -> Dict[s
                 semfpn=count(build_mm_model('seg', semfpn_config(seg_bb), 'meta')) / 1e6)
 
 
-def backbone_flops(model: nn.Module, size=(512, 512)) -> Dict[str, float]:
-    """GMACs of one forward of ``model`` on a (1, 3, H, W) input: dense ops + deformable sampling."""
+def backbone_flops(model: nn.Module, size=(512, 512), call=None) -> Dict[str, float]:
+    """GMACs of one forward of ``model`` on a (1, 3, H, W) input: dense ops + deformable sampling.
+
+    ``call(model, x)`` overrides how the model is run (e.g. an mmseg model in 'tensor' mode).
+    """
     from torch.utils.flop_counter import FlopCounterMode
+
+    def sdpa(q, k, v, *_, out_shape=None, **__):  # torch counts SDPA only for its CUDA kernels
+        b, h, sq, d = q
+        return 2 * b * h * sq * k[-2] * (d + v[-1])
+    cpu_sdpa = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: sdpa}
     sampling = [0]
 
     def hook(mod: DeformableCrossAttention, args, _out):
@@ -108,8 +116,10 @@ def backbone_flops(model: nn.Module, size=(512, 512)) -> Dict[str, float]:
         sampling[0] += query.shape[0] * query.shape[1] * mod.n_heads * mod.n_levels * mod.n_points * 5 * d
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, DeformableCrossAttention)]
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as fc:
-            model.eval()(torch.zeros(1, 3, *size))
+        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=cpu_sdpa) as fc:
+            x = torch.zeros(1, 3, *size)
+            model.eval()
+            call(model, x) if call is not None else model(x)
     finally:
         for h in handles:
             h.remove()
@@ -140,9 +150,31 @@ def main(argv=None) -> None:
             f = backbone_flops(build_backbone(bb), tuple(args.flops_size))
             fl = f"{f['total']:.1f} ({f['dense']:.1f}+{f['sampling']:.2f})"
         print(f"| {name} | {c['backbone']:.2f} | {c['adapter']:.2f} | " + ' | '.join(cells) + f' | {fl} |')
-    print('\nPaper FLOPs for reference (not comparable to the backbone-only numbers above): Table 10 Mask R-CNN '
-          'ViT-Adapter-S global 1080G, CSwin 456G, Pale 458G, deformable 403G; Table A4 SemFPN 512x512 '
-          'ViT-B 147G, ViT-Adapter-B 183G, ViT-L 414G, ViT-Adapter-L 473G.')
+    if args.no_flops:
+        return
+    # Table 10: the detector heads are the same for every attention type, so the paper's FLOP differences to
+    # the deformable model are backbone differences; compare them at 1344x800 (1333x800 padded to 32).
+    print('\nTable 10 (ViT-Adapter-S): backbone GMACs at 1344x800 and the difference to deformable, ours vs paper')
+    print('| attention | GMACs | minus deformable (ours) | minus deformable (paper, Mask R-CNN FLOPs) |')
+    print('|---|---|---|---|')
+    paper = dict(deformable=403, global_=1080, cswin=456, pale=458)
+    base = None
+    for attn in ('deformable', 'global', 'cswin', 'pale'):
+        f = backbone_flops(build_backbone(dict(type='ViTAdapter', arch='S', attn_type=attn)), (800, 1344))['total']
+        base = f if base is None else base
+        p = paper['global_' if attn == 'global' else attn]
+        print(f'| {attn} | {f:.0f} | {f - base:+.0f} | {p - 403:+d} (paper total {p}G) |')
+    # Table A4: full Semantic FPN at 512x512 through mmseg (backbone + FPN + FPNHead).
+    print('\nTable A4: Semantic FPN GMACs at 512x512 (full mmseg model, 150 classes), ours vs paper')
+    print('| model | ours | paper |')
+    print('|---|---|---|')
+    for name, bb, p in (('ViT-B', dict(type='ViTBaseline', arch='B', pretrain_size=384), 147),
+                        ('ViT-Adapter-B', dict(type='ViTAdapter', arch='B', pretrain_size=384), 183),
+                        ('ViT-L', dict(type='ViTBaseline', arch='L'), 414),
+                        ('ViT-Adapter-L', dict(type='ViTAdapter', arch='L'), 473)):
+        model = build_mm_model('seg', semfpn_config(bb))
+        f = backbone_flops(model, (512, 512), call=lambda m, x: m(x, mode='tensor'))['total']
+        print(f'| {name} | {f:.0f} | {p} |')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,133 @@
+"""``python -m adapter.bench`` (``make bench-adapter``): ViT vs ViT-Adapter speed and memory on CPU.
+
+For each arch, the plain ViT trunk (``VisionTransformer``: patch embed + blocks, global attention) and the
+ViT-Adapter backbone (deformable attention, ``ops`` backend chosen as usual: ``VIT_ADAPTER_MSDA_BACKEND`` or
+auto = the compiled CPU kernel when it builds) run on a (B, 3, S, S) input: forward (no grad) and
+forward+backward (sum of outputs), median wall time over ``--iters`` after one warm-up, and peak resident
+memory above the level after warm-up (Linux VmHWM, reset through /proc/self/clear_refs; each measurement
+runs in its own process). The time ratio adapter/ViT is printed beside the FLOP ratio (GMACs as in
+``adapter.summary``, forward); the target is time ratio <= 1.1 x FLOP ratio.
+
+Usage:
+    python -m adapter.bench [--archs T S B] [--size 512] [--batch 1] [--iters 3] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import time
+from typing import Dict
+
+import torch
+
+
+def _rss_kb(field: str) -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1])
+    return -1
+
+
+def _reset_peak() -> bool:
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def _build(kind: str, arch: str):
+    from .backbone import ViTAdapter
+    from .presets import get_preset
+    from .vit import VisionTransformer
+    if kind == 'vit':
+        cfg = get_preset(arch)
+        return VisionTransformer(cfg['embed_dim'], cfg['depth'], cfg['num_heads'], pretrain_size=cfg['pretrain_size'])
+    return ViTAdapter(arch)
+
+
+def _measure(kind: str, arch: str, mode: str, size: int, batch: int, iters: int, threads: int, q) -> None:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = _build(kind, arch)
+    x = torch.randn(batch, 3, size, size)
+
+    def run():
+        if mode == 'fwd':
+            model.eval()
+            with torch.no_grad():
+                model(x)
+        else:
+            model.train()
+            out = model(x)
+            out = out if isinstance(out, (tuple, list)) else [out]
+            sum(o.float().sum() for o in out).backward()
+            model.zero_grad(set_to_none=True)
+    run()  # warm-up (and kernel build / load)
+    base = _rss_kb('VmRSS')
+    ok = _reset_peak()
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    peak = _rss_kb('VmHWM') - base if ok else float('nan')
+    q.put(dict(time=statistics.median(times), peak_mb=peak / 1024))
+
+
+def measure(kind: str, arch: str, mode: str, size: int = 512, batch: int = 1, iters: int = 3,
+            threads: int = None) -> Dict[str, float]:
+    """Median seconds and peak MB of one configuration, measured in a fresh process."""
+    ctx = mp.get_context('spawn')
+    q = ctx.Queue()
+    p = ctx.Process(target=_measure, args=(kind, arch, mode, size, batch, iters,
+                                           threads or torch.get_num_threads(), q))
+    p.start()
+    res = q.get()
+    p.join()
+    return res
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--archs', nargs='+', default=['T', 'S', 'B'])
+    ap.add_argument('--size', type=int, default=512)
+    ap.add_argument('--batch', type=int, default=1)
+    ap.add_argument('--iters', type=int, default=3)
+    ap.add_argument('--threads', type=int, default=None)
+    ap.add_argument('--json', help='also write the rows to this JSON file')
+    args = ap.parse_args(argv)
+    from .summary import backbone_flops
+    from .backbone import ViTAdapter
+    backend = os.environ.get('VIT_ADAPTER_MSDA_BACKEND', 'auto')
+    print(f'CPU, {args.threads or torch.get_num_threads()} threads, input {args.batch}x3x{args.size}x{args.size}, '
+          f'MSDeformAttn backend {backend}; median of {args.iters}; peak = resident memory above the warm level')
+    print('| arch | GMACs ViT / adapter (ratio) | fwd s ViT / adapter (ratio) | fwd+bwd s ViT / adapter (ratio) | '
+          'peak MB fwd+bwd ViT / adapter | time ratio / FLOP ratio (fwd, fwd+bwd) |')
+    print('|---|---|---|---|---|---|')
+    rows = []
+    for arch in args.archs:
+        fl_vit = backbone_flops(_build('vit', arch), (args.size, args.size))['total']
+        fl_ad = backbone_flops(ViTAdapter(arch), (args.size, args.size))['total']
+        r = {m: {k: measure(k, arch, m, args.size, args.batch, args.iters, args.threads) for k in ('vit', 'adapter')}
+             for m in ('fwd', 'fwdbwd')}
+        fr = fl_ad / fl_vit
+        tf = r['fwd']['adapter']['time'] / r['fwd']['vit']['time']
+        tb = r['fwdbwd']['adapter']['time'] / r['fwdbwd']['vit']['time']
+        rows.append(dict(arch=arch, gmacs_vit=fl_vit, gmacs_adapter=fl_ad, results=r))
+        print(f"| {arch} | {fl_vit:.1f} / {fl_ad:.1f} ({fr:.2f}) | {r['fwd']['vit']['time']:.2f} / "
+              f"{r['fwd']['adapter']['time']:.2f} ({tf:.2f}) | {r['fwdbwd']['vit']['time']:.2f} / "
+              f"{r['fwdbwd']['adapter']['time']:.2f} ({tb:.2f}) | {r['fwdbwd']['vit']['peak_mb']:.0f} / "
+              f"{r['fwdbwd']['adapter']['peak_mb']:.0f} | {tf / fr:.2f}, {tb / fr:.2f} |")
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
