@@ -26,7 +26,7 @@ def kernel_env(tmp_path_factory):
         'display_name': 'venv', 'language': 'python'}))
     root = make_grid_N_with_checkpoints(tmp / 'runs')
     env = {'JUPYTER_PATH': str(tmp / 'jupyter'), 'RUNS_ROOT': str(root), 'GRID': 'N', 'PROFILE': 'tiny',
-           'PYTHONPATH': str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', '')}
+           'PYTHONPATH': str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''), 'OMP_NUM_THREADS': '1'}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield root
