@@ -23,7 +23,9 @@ from .baseline import SimplePyramid
 from .extractor import Extractor
 from .interaction import InteractionBlock
 from .norm import NormSpec, get_norm
-from .presets import PRESET_FIELDS, get_preset, interaction_indexes
+from .presets import PRESET_FIELDS, get_preset
+from .presets import interaction_indexes as even_split
+from .spm import SpatialPriorModule
 from .vit import VisionTransformer
 
 VARIANTS = ('baseline', 'spm_add', 'spm_injector', 'full')
@@ -121,7 +123,7 @@ class ViTAdapter(nn.Module):
             if n_interactions is None or n_interactions < 0:
                 raise ValueError(f'n_interactions must be >= 0, got {n_interactions}')
             self.indexes = (interaction_indexes if interaction_indexes is not None
-                            else globals()['interaction_indexes'](depth, n_interactions))
+                            else even_split(depth, n_interactions))
             self._check_indexes(self.indexes, depth)
             self.n_interactions = len(self.indexes)
             dp = cfg['drop_path_rate'] if drop_path_rate is None else drop_path_rate
@@ -136,7 +138,6 @@ class ViTAdapter(nn.Module):
             final_extract = variant in ('full', 'spm_injector')
             self.level_embed = nn.Parameter(torch.zeros(3, dim))
             nn.init.normal_(self.level_embed)
-            from .spm import SpatialPriorModule
             self.spm = SpatialPriorModule(cfg['conv_inplane'], dim, norm=norm)
             self.interactions = nn.ModuleList([
                 InteractionBlock(dim, cfg['deform_heads'], inject, extract[i], cffn_ratio=cfg['cffn_ratio'],
@@ -156,14 +157,15 @@ class ViTAdapter(nn.Module):
 
     @staticmethod
     def _check_indexes(indexes: List[List[int]], depth: int) -> None:
-        flat = [i for pair in indexes for i in (pair[0], pair[-1])]
+        """Interaction ranges must be consecutive [first, last] pairs covering blocks 0..depth-1."""
         expect = 0
-        for first, last in (p if len(p) == 2 else (p[0], p[-1]) for p in indexes):
+        for pair in indexes:
+            first, last = pair[0], pair[-1]
             if first != expect or last < first:
                 raise ValueError(f'interaction_indexes {indexes} must be consecutive [first, last] ranges '
                                  f'covering blocks 0..{depth - 1}')
             expect = last + 1
-        if expect != depth or not flat:
+        if expect != depth:
             raise ValueError(f'interaction_indexes {indexes} must cover all {depth} ViT blocks')
 
     # ----------------------------------------------------------------------------------------------- API
