@@ -13,6 +13,9 @@ PROFILE ?= tiny
 CLUSTER ?= local
 SEEDS ?= 1
 LAUNCH_ARGS ?=
+# Run directories: $(RUNS_ROOT)/<profile>/<grid>/<run>/seed<k>/ (read by the launcher and the analysis).
+RUNS_ROOT ?= runs
+export RUNS_ROOT
 
 .PHONY: install install-cuda test ablation-N ablation-components ablation-attention ablation-pretrain \
         main-det main-seg tables figures bench-ops bench-adapter data-synthetic slurm-up slurm-down clean-venv

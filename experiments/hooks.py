@@ -132,3 +132,33 @@ class FinalMetricsHook(Hook):
                 json.dump(out, f, indent=2, sort_keys=True)
             os.replace(tmp, path)
         return out
+
+
+@HOOKS.register_module(force=True)
+class FaultInjectionHook(Hook):
+    """Testing aid: make a run fail once, at iteration ``at_iter``, the way a crash or preemption would.
+
+    Fires only the first time per work_dir (a marker file ``.fault_injected`` remembers it), so the relaunched job
+    resumes from the last checkpoint and runs to the end.
+
+    Args:
+        at_iter: Iteration (1-based, after it finishes) at which to fail.
+        action: 'raise' (a RuntimeError) or 'signal' (send ``signal`` to this process, e.g. submitit's USR2).
+        signal: Signal name for ``action='signal'``.
+    """
+
+    def __init__(self, at_iter: int, action: str = 'raise', signal: str = 'SIGUSR2') -> None:
+        if action not in ('raise', 'signal'):
+            raise ValueError(f"action must be 'raise' or 'signal', got {action!r}")
+        self.at_iter, self.action, self.signal = at_iter, action, signal
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        marker = os.path.join(runner.work_dir, '.fault_injected')
+        if runner.iter + 1 != self.at_iter or os.path.exists(marker):
+            return
+        with open(marker, 'w') as f:
+            f.write(f'iteration {self.at_iter}\n')
+        if self.action == 'raise':
+            raise RuntimeError(f'FaultInjectionHook: injected failure after iteration {self.at_iter}')
+        import signal as _signal
+        os.kill(os.getpid(), getattr(_signal, self.signal))

@@ -77,7 +77,11 @@ def train(run_dir: str | os.PathLike) -> dict:
     if rd.is_finished(run_dir):
         return rd.read_json(run_dir / rd.FINAL_METRICS)
     if rank == 0:
-        rd.write_state(run_dir, 'running', job_id=_job_id())
+        import socket
+        world = int(os.environ.get('WORLD_SIZE', '1')) if distributed else 1
+        rd.write_state(run_dir, 'running', job_id=_job_id(), host=socket.gethostname(), world_size=world,
+                       backend=('nccl' if torch.cuda.is_available() else 'gloo') if distributed else None,
+                       restarts=int(os.environ.get('SLURM_RESTART_COUNT', '0')))
     try:
         metrics = _train(run_dir, cfg_file, distributed)
     except BaseException as err:  # noqa: BLE001 - record every failure, then re-raise
@@ -86,7 +90,9 @@ def train(run_dir: str | os.PathLike) -> dict:
                            traceback=traceback.format_exc()[-4000:])
         raise
     if rank == 0:
-        rd.write_state(run_dir, 'finished')
+        old = rd.read_state(run_dir) or {}
+        rd.write_state(run_dir, 'finished', **{k: old[k] for k in ('host', 'world_size', 'backend', 'restarts')
+                                                if k in old})
     return metrics
 
 
@@ -108,7 +114,7 @@ def _train(run_dir: Path, cfg_file: Path, distributed: bool) -> dict:
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'nccl' if torch.cuda.is_available() else 'gloo'
     if distributed and not torch.cuda.is_available():
         cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel', broadcast_buffers=False,
-                                     find_unused_parameters=cfg.get('find_unused_parameters', False))
+                                     find_unused_parameters=cfg.get('find_unused_parameters', True))
     runner = Runner.from_cfg(cfg)
     runner.train()
     hook = next((h for h in runner.hooks if isinstance(h, _hooks.FinalMetricsHook)), None)

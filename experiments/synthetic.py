@@ -37,7 +37,7 @@ SEG_CLASSES = ('background',) + CLASSES
 SEG_PALETTE = [[40, 40, 40], [220, 60, 60], [60, 200, 60], [70, 90, 230]]
 #: Base colour per class (RGB); every object jitters it.
 _COLOURS = np.array([[215, 60, 55], [60, 190, 70], [70, 90, 225]], dtype=np.float32)
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # bump when the images change; older datasets are regenerated
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class SyntheticSpec:
     size: int = 128
     train: int = 400
     val: int = 50
-    max_objects: int = 3
+    max_objects: int = 2
     version: int = _FORMAT_VERSION
 
 
@@ -73,8 +73,8 @@ def _texture(rng: np.random.Generator, size: int, kind: int) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A (size, size, 3) float background: grey-ish base, smooth noise and faint stripes."""
-    base = rng.uniform(90, 160, size=3).astype(np.float32)
+    """A (size, size, 3) float background: low-saturation grey base, smooth noise and faint stripes."""
+    base = rng.uniform(90, 160) + rng.uniform(-8, 8, size=3).astype(np.float32)
     tex = 25 * _texture(rng, size, 3)[..., None] + 8 * _texture(rng, size, 0)[..., None]
     noise = rng.normal(0, 6, size=(size, size, 3)).astype(np.float32)
     return base[None, None] + tex + noise
@@ -103,7 +103,7 @@ def _render(rng: np.random.Generator, spec: SyntheticSpec) -> tuple[np.ndarray, 
     n_obj = int(rng.integers(1, spec.max_objects + 1))
     for _ in range(n_obj):
         cls = int(rng.integers(0, len(CLASSES)))
-        r = rng.uniform(0.09, 0.2) * size
+        r = rng.uniform(0.12, 0.24) * size
         cx, cy = rng.uniform(r, size - r, size=2)
         poly = _shape_polygon(rng, cls, cx, cy, r)
         mask_img = Image.new('L', (size, size), 0)
@@ -190,9 +190,12 @@ def generate(out: str | os.PathLike, spec: SyntheticSpec = SyntheticSpec()) -> P
         old = json.loads(done.read_text())
         if old == asdict(spec):
             return out
-        raise FileExistsError(
-            f'{out} holds a synthetic dataset made with {old}, not {asdict(spec)}; '
-            f'delete it or pass another --out')
+        if old.get('version') != spec.version:  # made by an older generator: obsolete, regenerate
+            done.unlink()
+        else:
+            raise FileExistsError(
+                f'{out} holds a synthetic dataset made with {old}, not {asdict(spec)}; '
+                f'delete it or pass another --out')
     if out.exists() and any(out.iterdir()):
         # A previous generation was interrupted: only our own sub-folders may be there.
         unknown = {p.name for p in out.iterdir()} - {'coco', 'ade', '.tmp'}

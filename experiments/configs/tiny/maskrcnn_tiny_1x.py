@@ -1,7 +1,7 @@
 """Tiny profile of Mask R-CNN 1x: the same model code on CPU, synthetic COCO (128x128 shapes), minutes per run.
 
 Deltas from the paper model: arch='tiny' (width 64), FPN/RPN 64 channels, RoI FC 128, mask head 64, fewer
-proposals; batch 4 for 300 iterations (~1,200 images = 3 passes over the 400 training images) with lr steps at
+proposals and sampled RoIs (64 per image); batch 4 for 300 iterations (~1,200 images = 3 passes over the 400 training images) with lr steps at
 2/3 and 11/12 of the run (the 1x shape); evaluation once, at the end.
 """
 _base_ = ['../maskrcnn_vit_adapter_S_1x.py']
@@ -24,7 +24,7 @@ model = dict(
     train_cfg=dict(
         rpn=dict(sampler=dict(num=128)),
         rpn_proposal=dict(nms_pre=500, max_per_img=200),
-        rcnn=dict(sampler=dict(num=128), mask_size=28)),
+        rcnn=dict(sampler=dict(num=64), mask_size=28)),
     test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100), rcnn=dict(max_per_img=20)))
 
 train_pipeline = [
