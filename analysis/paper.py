@@ -1,7 +1,8 @@
 """The paper's numbers, carried as data (``analysis/data/paper_tables.json``).
 
 The JSON file is a cell-by-cell transcription of ``paper_tables.md`` (the shared transcription of the
-ViT-Adapter slides): every cell is kept as the paper prints it (``"41.6*"``, ``"1080G"``, ``"0.36s"``,
+ViT-Adapter slides, copied verbatim to ``analysis/data/paper_tables.md``; the tests parse it
+independently and compare every cell): every cell is kept as the paper prints it (``"41.6*"``, ``"1080G"``, ``"0.36s"``,
 ``"?"``). ``?`` means the value is garbled or cut in the source and stays missing here; it is never
 filled in. :func:`parse_value` turns a cell into a number, dropping units and footnote marks.
 

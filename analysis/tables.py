@@ -229,7 +229,12 @@ def write_outputs(res: GridResult, out_dir: Path, force: bool = False, sizes: di
     """Write runs.csv and every paper table of the grid; returns {name: path}. Returns the markdown too."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
+    sizes = sizes if sizes is not None else model_sizes(res)
     runs = res.table()
+    if len(runs):
+        fill = runs['run'].map(lambda n: sizes.get(n, (math.nan, ''))[0])
+        runs['params_m'] = runs['params_m'].fillna(fill)
+        runs['params_source'] = runs['run'].map(lambda n: sizes.get(n, (math.nan, ''))[1])
     runs_csv = out_dir / 'runs.csv'
     _check_overwrite(runs_csv, force)
     with open(runs_csv, 'w', encoding='utf-8') as f:
@@ -237,7 +242,6 @@ def write_outputs(res: GridResult, out_dir: Path, force: bool = False, sizes: di
                 f'failed missing unknown\n')
         runs.to_csv(f, index=False, float_format='%.6g')
     written['runs.csv'] = runs_csv
-    sizes = sizes if sizes is not None else model_sizes(res)
     mds = []
     for i, layout in enumerate(LAYOUTS[res.grid]):
         stem = 'table' if i == 0 else f'table_{layout.key}'
