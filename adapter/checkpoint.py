@@ -319,6 +319,9 @@ def load_pretrained(vit: nn.Module, src, strict_shapes: bool = True, trust: bool
     """
     sd, fmt, dropped, notes = convert_state_dict(read_checkpoint(src, trust), fmt)
     own = vit.state_dict()
+    if fmt == 'uniperceiver' and not (getattr(vit, 'post_norm', False) and getattr(vit, 'embed_norm', None)):
+        raise ValueError('Uni-Perceiver checkpoints hold post-norm BERT layers with a normed embedding: build the '
+                         'backbone with post_norm=True, embed_norm=True to load them')
     _check_fit(sd, vit)
     if 'pos_embed' in sd and sd['pos_embed'].shape != own['pos_embed'].shape:
         src_side = math.isqrt(sd['pos_embed'].shape[1])

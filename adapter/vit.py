@@ -261,7 +261,7 @@ class VisionTransformer(nn.Module):
         ps = (pretrain_size, pretrain_size) if isinstance(pretrain_size, int) else tuple(pretrain_size)
         self.embed_dim, self.depth, self.num_heads, self.patch_size = embed_dim, depth, num_heads, patch_size
         self.pretrain_grid = (ps[0] // patch_size, ps[1] // patch_size)
-        self.with_cp = with_cp
+        self.with_cp, self.post_norm = with_cp, post_norm
         if layer_scale is True:
             layer_scale = 1e-5
         self.window_flags = window_pattern(window_attn, depth)

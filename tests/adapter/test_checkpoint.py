@@ -194,6 +194,8 @@ def test_uniperceiver(tmp_path):
     rep = load_pretrained(model, str(tmp_path / 'uni.pth'))
     assert rep.format == 'uniperceiver' and rep.missing == [] and rep.unexpected == []
     _same_output(ref, model)
+    with pytest.raises(ValueError, match='post_norm=True, embed_norm=True'):
+        load_pretrained(_vit(), str(tmp_path / 'uni.pth'))
 
 
 def test_checkpoint_that_does_not_fit_says_why(tmp_path):
