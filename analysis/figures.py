@@ -177,8 +177,8 @@ def plot_results(res: GridResult, layout: Layout, sizes: dict | None = None) -> 
     (AP, mIoU) are plotted; failed/missing runs show no bar and are labelled.
     """
     df, _ = build_table(res, layout, sizes or {})
-    cols = [c for c in layout.cols if c.metric.startswith(('AP', 'mIoU')) and c.ours]
-    fig = new_figure(6.0 if layout.key == 'A2' else max(5.0, 1.1 * len(df) * max(1, len(cols)) ** 0.5 + 2), 4.0)
+    cols = [c for c in layout.cols if c.metric in ('APb', 'APm', 'mIoU') and c.ours]  # headline metrics only
+    fig = new_figure(6.0 if layout.key == 'A2' else min(16.0, max(5.0, len(df) * (0.3 * len(cols) + 0.5) + 2)), 4.0)
     ax = fig.add_subplot()
     x = np.arange(len(df))
     width = 0.8 / max(len(cols), 1)
