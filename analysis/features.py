@@ -88,7 +88,7 @@ def load_run_backbone(manifest: dict, checkpoint: str | Path | None) -> tuple[to
 def normalisation(config_text: str | None) -> tuple[tuple, tuple]:
     """(mean, std) in RGB 0-255 from the config's data_preprocessor (ImageNet values otherwise)."""
     if config_text:
-        dp = _config(config_text).model.get('data_preprocessor') or {}
+        dp = (_config(config_text).get('model') or {}).get('data_preprocessor') or {}
         if dp.get('mean') is not None and dp.get('std') is not None:
             return tuple(dp['mean']), tuple(dp['std'])
     return IMAGENET_MEAN, IMAGENET_STD
