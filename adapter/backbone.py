@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .attention import ATTN_TYPES
+from .attention import ATTN_TYPES, DeformableCrossAttention
 from .baseline import SimplePyramid
 from .extractor import Extractor
 from .interaction import InteractionBlock
@@ -40,6 +40,22 @@ def check_input_size(h: int, w: int, who: str = 'ViTAdapter') -> None:
         raise ValueError(f'{who}: input size {h}x{w} (HxW) is not a multiple of {SIZE_DIVISOR}; pad the image '
                          f'to {ph}x{pw} (mmdet/mmseg: data_preprocessor pad_size_divisor={SIZE_DIVISOR} / '
                          f'size_divisor={SIZE_DIVISOR}) or resize it')
+
+
+def _init_adapter_weights(m: nn.Module) -> None:
+    """Adapter init as in the paper's code: trunc-normal(0.02) linears, fan-out normal convs, unit norms."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+        nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)) and m.weight is not None:
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
 
 
 class ViTAdapter(nn.Module):
@@ -149,6 +165,11 @@ class ViTAdapter(nn.Module):
             self.add_vit_feature = add_vit_feature
             self.up = nn.ConvTranspose2d(dim, dim, 2, 2)
             self.norms = nn.ModuleList([get_norm(norm, dim) for _ in range(4)])
+            for part in (self.spm, self.interactions, self.extra_extractors, self.up, self.norms):
+                part.apply(_init_adapter_weights)
+            for m in self.modules():
+                if isinstance(m, DeformableCrossAttention):
+                    m._reset_parameters()
         if pretrained:
             self.load_pretrained(pretrained)
         if freeze_vit:
