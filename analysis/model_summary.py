@@ -94,3 +94,21 @@ def run_model_size(manifest: dict, label: str, warn: list[str]) -> tuple[float, 
     if math.isnan(params) or source.startswith('BACKBONE'):
         warn.append(f'{label}: #Param {source}')
     return params, source
+
+
+@lru_cache(maxsize=64)
+def backbone_gmacs(config_text: str, size: int) -> tuple[float, str]:
+    """Backbone GMACs of one forward at ``size x size`` (``adapter.summary.backbone_flops``: dense ops
+    counted by torch's FlopCounterMode plus the deformable sampling); NaN and the reason on failure.
+
+    This is the backbone alone at the given size, not the paper's whole-model FLOPs at its input size:
+    compare ratios between rows, not values with the paper.
+    """
+    try:
+        from adapter.summary import backbone_flops  # noqa: PLC0415
+
+        from analysis.features import backbone_cfg, build_backbone  # noqa: PLC0415
+        model = build_backbone(backbone_cfg(config_text))
+        return backbone_flops(model, (size, size))['total'], f'backbone GMACs at {size}x{size} (adapter.summary)'
+    except Exception as e:  # noqa: BLE001 -- reported, not raised
+        return math.nan, f'backbone GMACs not available ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""})'

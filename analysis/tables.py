@@ -23,7 +23,7 @@ import pandas as pd
 
 from analysis.collect import GRIDS, AnalysisError, GridResult, collect_grid, print_warnings, runs_root
 from analysis.layouts import LAYOUTS, Layout
-from analysis.model_summary import run_model_size
+from analysis.model_summary import backbone_gmacs, run_model_size
 from analysis.paper import PaperTable, paper_table, parse_value
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / 'results'
@@ -40,7 +40,7 @@ def profile_banner(profile: str) -> str:
     return f"{profile} profile: NOT the paper's setting, NOT a reproduction of the paper's numbers"
 
 
-def _quantity(res: GridResult, run: str, metric: str, sizes: dict) -> tuple[list[float], str]:
+def _quantity(res: GridResult, run: str, metric: str, sizes: dict, flops: dict | None = None) -> tuple[list[float], str]:
     """Values of one quantity over the finished seeds of a run, and the run's state summary."""
     recs = [r for r in res.runs if r.run == run]
     fin = [r for r in recs if r.state == 'finished']
@@ -53,6 +53,10 @@ def _quantity(res: GridResult, run: str, metric: str, sizes: dict) -> tuple[list
     if metric == 'params_m':  # a property of the config: known for any run with a manifest
         v = next((r.row()['params_m'] for r in recs if not math.isnan(r.row()['params_m'])), math.nan)
         v = sizes.get(run, (math.nan, ''))[0] if math.isnan(v) else v
+        return ([] if math.isnan(v) else [float(v)]), summary
+    if metric == 'flops_g':  # recorded by the experiments, else computed on request (--flops)
+        v = next((r.row()['flops_g'] for r in recs if not math.isnan(r.row()['flops_g'])), math.nan)
+        v = (flops or {}).get(run, (math.nan, ''))[0] if math.isnan(v) else v
         return ([] if math.isnan(v) else [float(v)]), summary
     for r in fin:
         row = r.row()
@@ -71,17 +75,22 @@ def _fmt(x: float, digits: int = 1) -> str:
     return DASH if x is None or (isinstance(x, float) and math.isnan(x)) else f'{x:.{digits}f}'
 
 
-def _digits(metric: str) -> int:
+def _digits(metric: str, value: float = math.nan) -> int:
+    if metric == 'flops_g' and not (value >= 10):  # tiny models: a few hundredths of a GMAC
+        return 3
     return {'train_time_per_iter': 3, 'max_memory_gb': 2}.get(metric, 1)
 
 
-def build_table(res: GridResult, layout: Layout, sizes: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
+def build_table(res: GridResult, layout: Layout, sizes: dict | None = None,
+                flops: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
     """One paper table filled with our results.
 
     Args:
         res: The collected grid.
         layout: The paper table layout (:mod:`analysis.layouts`).
         sizes: Run name -> (params in M, source) for runs whose metrics carry no size.
+        flops: Run name -> (backbone GMACs, source) computed with ``--flops`` (see
+            :func:`analysis.model_summary.backbone_gmacs`); their Δ to the paper is not shown.
 
     Returns:
         (frame, notes): one row per layout row; per compared column ``<col>`` the fields
@@ -108,7 +117,7 @@ def build_table(res: GridResult, layout: Layout, sizes: dict | None = None) -> t
         rec['runs'] = '; '.join(states)
         for c in layout.cols:
             run = row.runs[c.group]
-            vals, _ = _quantity(res, run, c.metric, sizes) if c.ours else ([], '')
+            vals, _ = _quantity(res, run, c.metric, sizes, flops) if c.ours else ([], '')
             mean = sum(vals) / len(vals) if vals else math.nan
             std = (math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else math.nan)
             raw = prow[c.paper_col] if (prow is not None and c.paper_col) else ''
@@ -118,15 +127,20 @@ def build_table(res: GridResult, layout: Layout, sizes: dict | None = None) -> t
             rec[f'{c.name} n'] = len(vals)
             rec[f'{c.name} paper'] = paper
             rec[f'{c.name} paper raw'] = raw if raw else DASH
-            rec[f'{c.name} diff'] = mean - paper
+            computed_flops = c.metric == 'flops_g' and run in (flops or {}) and not any(
+                not math.isnan(r.row()['flops_g']) for r in res.runs if r.run == run)
+            rec[f'{c.name} diff'] = math.nan if computed_flops else mean - paper
         records.append(rec)
     if any(c.metric == 'params_m' for c in layout.cols):
         srcs = sorted({s for _, s in sizes.values() if s})
         notes.append('#Param: ' + ('; '.join(srcs) if srcs else
                                    'not available (no size in final_metrics/manifest and the model could not be built)'))
     if any(c.metric == 'flops_g' for c in layout.cols):
-        notes.append("FLOPs: taken from final_metrics.json/manifest.json ('flops_g') when the experiments "
-                     "record it, else '-' (not computed here)")
+        srcs = sorted({s for _, s in (flops or {}).values() if s})
+        notes.append("FLOPs: from final_metrics.json/manifest.json ('flops_g') when the experiments record it"
+                     + (f"; otherwise {'; '.join(srcs)}: backbone only, NOT the paper's whole-model FLOPs, so no Δ "
+                        "(compare ratios between rows)" if srcs else "; otherwise '-' (pass --flops SIZE to compute "
+                        "backbone GMACs)"))
     if any(c.metric == 'max_memory_gb' for c in layout.cols):
         notes.append("Memory: peak GPU memory from final_metrics ('max_memory_mb') or the logs' 'memory'; "
                      "'-' for CPU runs (mmengine logs no memory without CUDA)")
@@ -173,7 +187,7 @@ def _display_rows(df: pd.DataFrame, layout: Layout) -> tuple[list[str], list[lis
     for rec in df.to_dict('records'):
         cells = [rec['Row'], *[rec[t] for t in layout.text_cols]]
         for c in layout.cols:
-            d = _digits(c.metric)
+            d = _digits(c.metric, rec[f'{c.name} ours'])
             cells += [_cell_ours(rec, c.name, d), rec[f'{c.name} paper raw'], _diff(rec, c.name, d)]
         cells.append(rec['runs'])
         body.append(cells)
@@ -220,16 +234,19 @@ def to_latex(df: pd.DataFrame, layout: Layout, notes: list[str], profile: str) -
 def _check_overwrite(path: Path, force: bool) -> None:
     if path.exists() and not force:
         head = path.read_text(encoding='utf-8', errors='replace')[:400]
-        if GENERATED not in head:
+        ours = head.startswith(('Row,', 'grid,run,seed,')) if path.suffix == '.csv' else GENERATED in head
+        if not ours:
             raise AnalysisError(f'{path} exists and was not generated by analysis.tables; move it away or '
                                 f'pass --force to overwrite it')
 
 
-def write_outputs(res: GridResult, out_dir: Path, force: bool = False, sizes: dict | None = None) -> dict:
+def write_outputs(res: GridResult, out_dir: Path, force: bool = False, sizes: dict | None = None,
+                  flops_size: int | None = None) -> dict:
     """Write runs.csv and every paper table of the grid; returns {name: path}. Returns the markdown too."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     sizes = sizes if sizes is not None else model_sizes(res)
+    flops = model_flops(res, flops_size) if flops_size else {}
     runs = res.table()
     if len(runs):
         fill = runs['run'].map(lambda n: sizes.get(n, (math.nan, ''))[0])
@@ -237,15 +254,12 @@ def write_outputs(res: GridResult, out_dir: Path, force: bool = False, sizes: di
         runs['params_source'] = runs['run'].map(lambda n: sizes.get(n, (math.nan, ''))[1])
     runs_csv = out_dir / 'runs.csv'
     _check_overwrite(runs_csv, force)
-    with open(runs_csv, 'w', encoding='utf-8') as f:
-        f.write(f'# {GENERATED} (grid {res.grid}, profile {res.profile}); states: finished running queued '
-                f'failed missing unknown\n')
-        runs.to_csv(f, index=False, float_format='%.6g')
+    runs.to_csv(runs_csv, index=False, float_format='%.6g')  # no comment line: plain CSV for any reader
     written['runs.csv'] = runs_csv
     mds = []
     for i, layout in enumerate(LAYOUTS[res.grid]):
         stem = 'table' if i == 0 else f'table_{layout.key}'
-        df, notes = build_table(res, layout, sizes)
+        df, notes = build_table(res, layout, sizes, flops)
         md = to_markdown(df, layout, notes, res.profile)
         mds.append(md)
         for ext, text in (('md', f'<!-- {GENERATED} -->\n' + md), ('tex', to_latex(df, layout, notes, res.profile))):
@@ -255,9 +269,7 @@ def write_outputs(res: GridResult, out_dir: Path, force: bool = False, sizes: di
             written[p.name] = p
         p = out_dir / f'{stem}.csv'
         _check_overwrite(p, force)
-        with open(p, 'w', encoding='utf-8') as f:
-            f.write(f'# {GENERATED}: {table_title(layout, res.profile).replace("**", "")}\n')
-            df.to_csv(f, index=False, float_format='%.6g')
+        df.to_csv(p, index=False, float_format='%.6g')
         written[p.name] = p
     written['_markdown'] = '\n'.join(mds)
     return written
@@ -275,6 +287,20 @@ def model_sizes(res: GridResult) -> dict:
             continue
         sizes[r.run] = run_model_size(r.manifest, r.label, res.warnings)
     return sizes
+
+
+def model_flops(res: GridResult, size: int) -> dict:
+    """Run name -> (backbone GMACs at size x size, source) for grids whose tables have a FLOPs column."""
+    if not any(c.metric == 'flops_g' for lay in LAYOUTS[res.grid] for c in lay.cols):
+        return {}
+    out = {}
+    for r in res.runs:
+        text = (r.manifest or {}).get('config')
+        if r.run not in out and text:
+            out[r.run] = backbone_gmacs(text, size)
+            if math.isnan(out[r.run][0]):
+                res.warnings.append(f'{r.label}: FLOPs {out[r.run][1]}')
+    return out
 
 
 MARK_START = '<!-- results:{grid}:start -->'
@@ -325,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--update-readme', default=None, metavar='FILE',
                     help='also replace the text between <!-- results:<grid>:start/end --> in FILE')
     ap.add_argument('--force', action='store_true', help='overwrite output files not written by this tool')
+    ap.add_argument('--flops', type=int, default=None, metavar='SIZE',
+                    help='compute backbone GMACs at SIZE x SIZE for tables with a FLOPs column (A3, A4) when the '
+                         'runs recorded none (backbone only: no Δ to the paper\'s whole-model FLOPs)')
     args = ap.parse_args(argv)
     try:
         root = runs_root(args.runs_root)
@@ -346,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         for g in grids:
             res = collect_grid(g, args.profile, root, seeds=seeds)
             print_warnings(res)
-            written = write_outputs(res, out_root / args.profile / g, force=args.force)
+            written = write_outputs(res, out_root / args.profile / g, force=args.force, flops_size=args.flops)
             print(written.pop('_markdown'))
             for p in written.values():
                 print(f'wrote {p}')

@@ -178,3 +178,22 @@ def test_cli_errors(tmp_path, capsys):
     from analysis.collect import AnalysisError
     with pytest.raises(AnalysisError, match='markers'):
         update_readme(readme, 'N', 'x')
+
+
+def test_flops_option_backbone_only(tmp_path):
+    import pandas as pd
+
+    from tests.analysis.fakeruns import simple_det_run, tiny_backbone_config
+    root = tmp_path / 'runs'
+    for run in ('global', 'deformable'):
+        simple_det_run(root, 'tiny', 'attention', run, 0, 0.1,
+                       config=tiny_backbone_config('full', 4, attn_type=run))
+    out = tmp_path / 'out'
+    assert main(['attention', '--runs-root', str(root), '--out', str(out), '--flops', '64', '--seeds', '1']) == 0
+    df = pd.read_csv(out / 'tiny' / 'attention' / 'table.csv')
+    rows = df.set_index('Row')
+    for r in ('Global', 'Deformable'):
+        assert rows.loc[r, 'FLOPs (G) ours'] > 0 and math.isnan(rows.loc[r, 'FLOPs (G) diff'])
+    assert math.isnan(rows.loc['CSwin', 'FLOPs (G) ours'])  # missing run
+    md = (out / 'tiny' / 'attention' / 'table.md').read_text()
+    assert "backbone GMACs at 64x64 (adapter.summary): backbone only, NOT the paper's whole-model FLOPs" in md
