@@ -129,11 +129,15 @@ def build_table(res: GridResult, layout: Layout, sizes: dict | None = None,
             rec[f'{c.name} paper raw'] = raw if raw else DASH
             computed_flops = c.metric == 'flops_g' and run in (flops or {}) and not any(
                 not math.isnan(r.row()['flops_g']) for r in res.runs if r.run == run)
-            rec[f'{c.name} diff'] = math.nan if computed_flops else mean - paper
+            backbone_params = (c.metric == 'params_m' and sizes.get(run, (0, ''))[1].startswith('BACKBONE')
+                               and all(math.isnan(r.row()['params_m']) for r in res.runs if r.run == run))
+            rec[f'{c.name} diff'] = math.nan if (computed_flops or backbone_params) else mean - paper
         records.append(rec)
     if any(c.metric == 'params_m' for c in layout.cols):
         srcs = sorted({s for _, s in sizes.values() if s})
-        notes.append('#Param: ' + ('; '.join(srcs) if srcs else
+        notes.append('#Param: ' + ('; '.join(srcs) + (" (backbone only: no Δ to the paper's whole model)"
+                                                     if any(x.startswith('BACKBONE') for x in srcs) else '')
+                                   if srcs else
                                    'not available (no size in final_metrics/manifest and the model could not be built)'))
     if any(c.metric == 'flops_g' for c in layout.cols):
         srcs = sorted({s for _, s in (flops or {}).values() if s})
