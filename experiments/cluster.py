@@ -58,6 +58,8 @@ def slurm_parameters(args: argparse.Namespace, profile: str) -> dict:
     )
     if gpus:
         params['gpus_per_node'] = gpus
+    # Passive OpenMP waiting: spinning threads make CPU ops 10-20x slower on shared cores (see launch.CPU_ENV).
+    params['slurm_setup'] = ['export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}']
     if res.get('mem'):
         params['slurm_mem'] = res['mem']
     for key in ('partition', 'account', 'qos', 'constraint'):

@@ -49,6 +49,8 @@ class SyntheticSpec:
     train: int = 400
     val: int = 50
     max_objects: int = 2
+    min_radius: float = 0.12  # object radius as a fraction of the image side
+    max_radius: float = 0.24
     version: int = _FORMAT_VERSION
 
 
@@ -103,7 +105,7 @@ def _render(rng: np.random.Generator, spec: SyntheticSpec) -> tuple[np.ndarray, 
     n_obj = int(rng.integers(1, spec.max_objects + 1))
     for _ in range(n_obj):
         cls = int(rng.integers(0, len(CLASSES)))
-        r = rng.uniform(0.12, 0.24) * size
+        r = rng.uniform(spec.min_radius, spec.max_radius) * size
         cx, cy = rng.uniform(r, size - r, size=2)
         poly = _shape_polygon(rng, cls, cx, cy, r)
         mask_img = Image.new('L', (size, size), 0)
@@ -188,6 +190,8 @@ def generate(out: str | os.PathLike, spec: SyntheticSpec = SyntheticSpec()) -> P
     done = out / 'DONE.json'
     if done.exists():
         old = json.loads(done.read_text())
+        defaults = asdict(SyntheticSpec())  # fields added later default to the behaviour before them
+        old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
         if old == asdict(spec):
             return out
         if old.get('version') != spec.version:  # made by an older generator: obsolete, regenerate

@@ -1,0 +1,63 @@
+"""Launcher behaviour that needs no training: dry runs, the run-directory contract, clear errors."""
+import json
+
+import pytest
+
+from experiments import launch
+from experiments import rundir as rd
+from experiments.grids import get_grid
+
+
+def test_dry_run_prints_runs_and_sbatch_and_creates_nothing(tmp_path, capsys):
+    rc = launch.main(['components', '--profile', 'paper', '--cluster', 'slurm', '--dry-run', '--runs-root',
+                      str(tmp_path), '--partition', 'gpu', '--account', 'vit', '--qos', 'high', '--time', '600',
+                      '--constraint', 'a100', '--mem', '200G', '--sbatch', 'exclude=node07'])
+    out = capsys.readouterr().out
+    assert rc == 0 and 'nothing submitted' in out
+    for run in ('baseline', 'spm_add', 'spm_injector', 'full'):
+        assert run in out
+    for flag in ('--partition=gpu', '--account=vit', '--qos=high', '--time=600', '--gpus-per-node=8',
+                 '--ntasks-per-node=8', '--constraint=a100', '--mem=200G', '--exclude=node07', '--signal=USR2'):
+        assert flag in out, flag
+    assert not any(tmp_path.iterdir())
+
+
+def test_paper_profile_without_dataset_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(launch.REAL_DATA, 'det', (tmp_path / 'coco', ('train2017',), 'COCO into data/coco'))
+    rc = launch.main(['N', '--profile', 'paper', '--runs-root', str(tmp_path / 'runs')])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(tmp_path / 'coco' / 'train2017') in err and 'Put COCO into data/coco' in err
+    assert not (tmp_path / 'runs').exists()
+
+
+def test_run_dir_contract_mismatch_and_skip(tmp_path, synthetic_data):
+    spec = get_grid('N').runs(1, only=['N2'])[0]
+    rdir, status = launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 10}, 'cmd', dry_run=False)
+    assert status == 'new' and rdir == tmp_path.resolve() / 'tiny' / 'N' / 'N2' / 'seed0'
+    manifest = json.loads((rdir / rd.MANIFEST).read_text())
+    for key in ('grid', 'run', 'seed', 'profile', 'task', 'overrides', 'config', 'git_commit', 'versions', 'command',
+                'created'):
+        assert key in manifest
+    assert manifest['overrides']['model.backbone.n_interactions'] == 2
+    assert "max_iters=10" in manifest['config'] and (rdir / '.vit_adapter_trusted').is_file()
+    assert rd.read_state(rdir)['state'] == 'queued'
+    # The same request again: resume (nothing rewritten).
+    before = (rdir / rd.MANIFEST).read_text()
+    assert launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 10}, 'cmd2', False)[1] == 'resume'
+    assert (rdir / rd.MANIFEST).read_text() == before
+    # A different config in the same place: an error naming the fix.
+    with pytest.raises(launch.LaunchError, match='--runs-root'):
+        launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 11}, 'cmd', False)
+    # Finished runs are skipped.
+    (rdir / rd.FINAL_METRICS).write_text('{"coco/bbox_mAP": 0.5}')
+    assert launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 10}, 'cmd', False)[1] == 'done'
+
+
+def test_status_lists_every_cell(tmp_path, capsys, synthetic_data):
+    from experiments import status
+    spec = get_grid('N').runs(1, only=['N1'])[0]
+    rdir, _ = launch.prepare_run(spec, 'tiny', tmp_path, {}, 'cmd', dry_run=False)
+    rd.write_state(rdir, 'failed', error='RuntimeError: boom')
+    assert status.main(['N', '--runs-root', str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert 'N1' in out and 'failed' in out and 'boom' in out and out.count('missing') >= 4
