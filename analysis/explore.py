@@ -13,7 +13,7 @@ import torch
 
 from analysis import features as F
 from analysis.collect import GridResult, collect_grid, print_warnings, runs_root
-from analysis.figures import BASELINE_PAIRS, _images_for, _pick_runs
+from analysis.figures import BASELINE_PAIRS, REPO_ROOT, pick_runs
 from analysis.layouts import LAYOUTS
 from analysis.tables import build_table, model_sizes, to_markdown
 
@@ -76,11 +76,11 @@ def fourier_analysis(res: GridResult | None = None, checkpoint: str | None = Non
         man = json.loads((Path(checkpoint).parent / 'manifest.json').read_text())
         models['checkpoint'], weights['checkpoint'] = F.load_run_backbone(man, checkpoint)
     elif res is not None:
-        runs = _pick_runs(res, list(BASELINE_PAIRS.get(res.grid, ()))) or _pick_runs(res)[:2]
+        runs = pick_runs(res, list(BASELINE_PAIRS.get(res.grid, ()))) or pick_runs(res)[:2]
         for r in runs:
             models[r.run], weights[r.run] = F.load_run_backbone(r.manifest, r.checkpoint())
         if runs:
-            pics, x, desc = _images_for(runs[0], images, n_images, size)
+            pics, x, desc = F.inputs_for(runs[0].manifest.get('config'), images, n_images, size, REPO_ROOT)
     if not models:
         print('No checkpoint found: building a tiny ViT baseline and a tiny ViT-Adapter with RANDOM weights '
               '(the curves show the untrained architectures, not trained models).')
@@ -90,14 +90,7 @@ def fourier_analysis(res: GridResult | None = None, checkpoint: str | None = Non
                                                   window_size=4, norm='BN', drop_path_rate=0.0))
             weights[label] = 'random init'
     if pics is None:
-        if images:
-            paths = F.list_images(images, n_images)
-            x = F.load_images(paths, size)
-            from PIL import Image  # noqa: PLC0415
-            pics = np.stack([np.asarray(Image.open(p).convert('RGB').resize((size, size))) for p in paths])
-            desc = f'{len(paths)} images from {images}'
-        else:
-            pics, x, desc = F.demo_images(n_images, size), F.demo_tensor(n_images, size), 'built-in demo pictures'
+        pics, x, desc = F.inputs_for(None, images, n_images, size)
     feats = {k: F.intermediates(m, x) for k, m in models.items()}
     curves = {k: F.fourier_curves(f, tuple(x.shape[-2:])) for k, f in feats.items()}
     return FourierResult(curves=curves, feats=feats, pictures=pics, weights=weights, images=desc)

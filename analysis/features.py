@@ -121,18 +121,50 @@ def list_images(folder: str | Path, n: int) -> list[Path]:
     return files[:n]
 
 
-def load_images(paths, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    """Read RGB images, resize to ``size x size`` (no padding: every pixel is real), normalise.
+def read_pictures(paths, size: int) -> np.ndarray:
+    """Read RGB images resized to ``size x size`` (no padding: every pixel is real).
 
     Returns:
-        (B, 3, size, size) float32.
+        (B, size, size, 3) uint8.
     """
     from PIL import Image  # noqa: PLC0415
 
-    arrs = [np.asarray(Image.open(p).convert('RGB').resize((size, size), Image.BILINEAR), dtype=np.float32)
-            for p in paths]
-    x = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2)
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    return np.stack([np.asarray(Image.open(p).convert('RGB').resize((size, size), Image.BILINEAR)) for p in paths])
+
+
+def normalise(pictures: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """(B, H, W, 3) uint8 RGB -> (B, 3, H, W) float32 ``(x - mean) / std``."""
+    x = torch.from_numpy(np.asarray(pictures, dtype=np.float32)).permute(0, 3, 1, 2)
+    return ((x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)).contiguous()
+
+
+def load_images(paths, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """:func:`read_pictures` then :func:`normalise`: (B, 3, size, size) float32."""
+    return normalise(read_pictures(paths, size), mean, std)
+
+
+def inputs_for(config_text: str | None, images: str | Path | None, n: int, size: int,
+               root: str | Path = '.') -> tuple[np.ndarray, torch.Tensor, str]:
+    """Pictures and model inputs: ``images`` (file or folder) if given, else the config's validation
+    images, else :func:`demo_images`; normalised with the config's data_preprocessor values.
+
+    Returns:
+        (pictures (B, size, size, 3) uint8, inputs (B, 3, size, size) float32, description).
+
+    Raises:
+        FileNotFoundError: ``images`` was given but holds no images.
+    """
+    mean, std = normalisation(config_text)
+    if images:
+        paths = list_images(images, n)
+        return (pics := read_pictures(paths, size)), normalise(pics, mean, std), f'{len(paths)} images from {images}'
+    folder = config_image_dir(config_text, root) if config_text else None
+    if folder is not None and folder.is_dir():
+        paths = list_images(folder, n)
+        return (pics := read_pictures(paths, size)), normalise(pics, mean, std), f'{len(paths)} images from {folder}'
+    pics = demo_images(n, size)
+    where = f' at {folder}' if folder is not None else ''
+    return pics, normalise(pics, mean, std), f'{n} built-in demo pictures (no image folder found{where})'
 
 
 def demo_images(n: int = 2, size: int = 128, seed: int = 0) -> np.ndarray:
@@ -161,8 +193,7 @@ def demo_images(n: int = 2, size: int = 128, seed: int = 0) -> np.ndarray:
 
 def demo_tensor(n: int = 2, size: int = 128, seed: int = 0, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """:func:`demo_images` normalised: (n, 3, size, size) float32."""
-    x = torch.from_numpy(demo_images(n, size, seed).astype(np.float32)).permute(0, 3, 1, 2)
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    return normalise(demo_images(n, size, seed), mean, std)
 
 
 @torch.no_grad()

@@ -18,15 +18,15 @@ import textwrap
 from pathlib import Path
 
 import matplotlib
-import numpy as np  # noqa: E402
-from matplotlib import cm  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib import cm
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from analysis import features as F  # noqa: E402
-from analysis.collect import GRIDS, AnalysisError, GridResult, RunRecord, collect_grid, print_warnings, runs_root  # noqa: E402
-from analysis.layouts import LAYOUTS, Layout  # noqa: E402
-from analysis.tables import RESULTS_DIR, build_table, grids_with_runs, profile_banner  # noqa: E402
+from analysis import features as F
+from analysis.collect import GRIDS, AnalysisError, GridResult, RunRecord, collect_grid, print_warnings, runs_root
+from analysis.layouts import LAYOUTS, Layout
+from analysis.tables import RESULTS_DIR, build_table, grids_with_runs, profile_banner
 
 #: Preferred (ViT baseline, ViT-Adapter) run pair per grid for the feature pictures.
 BASELINE_PAIRS = {
@@ -218,10 +218,10 @@ def plot_results(res: GridResult, layout: Layout, sizes: dict | None = None) -> 
 
 
 # ---------------------------------------------------------------- from checkpoints
-def _pick_runs(res: GridResult, names: list[str] | None = None) -> list[RunRecord]:
-    """One run record per run name (first seed with a checkpoint and a manifest)."""
+def pick_runs(res: GridResult, names: list[str] | None = None) -> list[RunRecord]:
+    """One run record per run name with a checkpoint and a manifest (finished seeds first)."""
     chosen = {}
-    for r in sorted(res.runs, key=lambda r: r.state != 'finished'):  # finished seeds first
+    for r in sorted(res.runs, key=lambda r: r.state != 'finished'):
         if names is not None and r.run not in names:
             continue
         if r.run not in chosen and r.manifest is not None and r.checkpoint() is not None:
@@ -231,42 +231,23 @@ def _pick_runs(res: GridResult, names: list[str] | None = None) -> list[RunRecor
     return list(chosen.values())
 
 
-def _images_for(run: RunRecord, images: str | None, n: int, size: int) -> tuple[np.ndarray, object, str]:
-    """(uint8 pictures (B, size, size, 3), normalised tensor, description) for a run."""
-    from PIL import Image  # noqa: PLC0415
-
-    text = run.manifest.get('config') if run.manifest else None
-    mean, std = F.normalisation(text)
-    folder = Path(images) if images else (F.config_image_dir(text, F_ROOT) if text else None)
-    if folder is not None and (folder.is_dir() or folder.is_file()):
-        paths = F.list_images(folder, n)
-        pics = np.stack([np.asarray(Image.open(p).convert('RGB').resize((size, size), Image.BILINEAR))
-                         for p in paths])
-        desc = f'{len(paths)} images from {folder}'
-    else:
-        if images:
-            raise AnalysisError(f'--images {images}: no such file or folder')
-        pics = F.demo_images(n, size)
-        desc = f'{n} built-in demo pictures (no image folder found{f" at {folder}" if folder else ""})'
-    x = (np.asarray(pics, np.float32) - np.array(mean, np.float32)) / np.array(std, np.float32)
-    import torch  # noqa: PLC0415
-    return pics, torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), desc
-
-
-F_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def feature_figures(res: GridResult, out_dir: Path, images: str | None = None, n_images: int = 4,
                     size: int = 128) -> list[Path]:
     """Fourier curves and stride-8 pictures from the grid's checkpoints; warnings for runs without one."""
-    runs = _pick_runs(res)
+    runs = pick_runs(res)
     written: list[Path] = []
     without = sorted({r.run for r in res.runs} - {r.run for r in runs})
     if without:
         res.warnings.append(f'{res.grid}: no checkpoint for {", ".join(without)}: not in the feature figures')
     if not runs:
         return written
-    pics, x, desc = _images_for(runs[0], images, n_images, size)
+    try:
+        pics, x, desc = F.inputs_for(runs[0].manifest.get('config'), images, n_images, size, REPO_ROOT)
+    except FileNotFoundError as e:
+        raise AnalysisError(f'--images: {e}') from e
     feats, weights = {}, {}
     for r in runs:
         try:

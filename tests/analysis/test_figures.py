@@ -1,5 +1,4 @@
 """Figures and feature extraction on synthesised runs (tiny random backbones, no training)."""
-import json
 
 import numpy as np
 import pytest

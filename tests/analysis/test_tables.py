@@ -9,7 +9,7 @@ import pytest
 from analysis.collect import collect_grid
 from analysis.layouts import LAYOUTS
 from analysis.paper import PAPER_JSON, load_paper_tables, parse_value
-from analysis.tables import build_table, main, to_latex, to_markdown, update_readme, write_outputs
+from analysis.tables import build_table, main, to_latex, to_markdown, update_readme
 from tests.analysis.fakeruns import make_grid_N
 
 SHARED_MD = Path('/work/shared/paper/paper_tables.md')
