@@ -68,3 +68,22 @@ def test_cli_errors(tmp_path, capsys):
     assert 'does not exist' in capsys.readouterr().err
     assert main(['nope', '--runs-root', str(tmp_path)]) == 2
     assert "unknown grid 'nope'" in capsys.readouterr().err
+
+
+def test_explore_chosen_checkpoint_and_images(tmp_path):
+    from PIL import Image
+
+    from analysis.explore import fourier_analysis
+    root = make_grid_N_with_checkpoints(tmp_path / 'runs')
+    ckpt = root / 'tiny' / 'N' / 'N4' / 'seed1' / 'iter_40.pth'
+    imgs = tmp_path / 'imgs'
+    imgs.mkdir()
+    for i, pic in enumerate(F.demo_images(3, 80, seed=5)):
+        Image.fromarray(pic).save(imgs / f'{i}.png')
+    fr = fourier_analysis(checkpoint=str(ckpt), images=str(imgs), n_images=2, size=64)
+    assert fr.weights == {'checkpoint': str(ckpt)} and fr.images == f'2 images from {imgs}'
+    assert fr.pictures.shape == (2, 64, 64, 3)
+    f, d = fr.curves['checkpoint']['stride8']
+    assert d[0] == 0 and len(f) == 5
+    with pytest.raises(FileNotFoundError, match='no images'):
+        fourier_analysis(checkpoint=str(ckpt), images=str(tmp_path), size=64)
