@@ -71,10 +71,6 @@ def _quantity(res: GridResult, run: str, metric: str, sizes: dict, flops: dict |
     return vals, summary
 
 
-def _fmt(x: float, digits: int = 1) -> str:
-    return DASH if x is None or (isinstance(x, float) and math.isnan(x)) else f'{x:.{digits}f}'
-
-
 def _digits(metric: str, value: float = math.nan) -> int:
     if metric == 'flops_g' and not (value >= 10):  # tiny models: a few hundredths of a GMAC
         return 3
