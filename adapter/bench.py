@@ -3,9 +3,10 @@
 For each arch, the plain ViT trunk (``VisionTransformer``: patch embed + blocks, global attention) and the
 ViT-Adapter backbone (deformable attention, ``ops`` backend chosen as usual: ``VIT_ADAPTER_MSDA_BACKEND`` or
 auto = the compiled CPU kernel when it builds) run on a (B, 3, S, S) input: forward (no grad) and
-forward+backward (sum of outputs), median wall time over ``--iters`` after one warm-up, and peak resident
-memory above the level after warm-up (Linux VmHWM, reset through /proc/self/clear_refs; each measurement
-runs in its own process). The time ratio adapter/ViT is printed beside the FLOP ratio (GMACs as in
+forward+backward (sum of outputs): median wall time over ``--iters`` after one warm-up, the two models
+interleaved in one process (so load drift on a shared machine hits both alike), and peak resident memory of
+one run above the level after a warm-up (Linux VmHWM, reset through /proc/self/clear_refs; one process per
+model). The time ratio adapter/ViT is printed beside the FLOP ratio (GMACs as in
 ``adapter.summary``, forward); the target is time ratio <= 1.1 x FLOP ratio.
 
 Usage:
@@ -51,12 +52,7 @@ def _build(kind: str, arch: str):
     return ViTAdapter(arch)
 
 
-def _measure(kind: str, arch: str, mode: str, size: int, batch: int, iters: int, threads: int, q) -> None:
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model = _build(kind, arch)
-    x = torch.randn(batch, 3, size, size)
-
+def _runner(model, x, mode: str):
     def run():
         if mode == 'fwd':
             model.eval()
@@ -68,29 +64,55 @@ def _measure(kind: str, arch: str, mode: str, size: int, batch: int, iters: int,
             out = out if isinstance(out, (tuple, list)) else [out]
             sum(o.float().sum() for o in out).backward()
             model.zero_grad(set_to_none=True)
-    run()  # warm-up (and kernel build / load)
+    return run
+
+
+def _time_pair(arch: str, mode: str, size: int, batch: int, iters: int, threads: int, q) -> None:
+    """Both models in one process, runs interleaved (ViT, adapter, ViT, ...) so load drift hits both alike."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    x = torch.randn(batch, 3, size, size)
+    runs = {k: _runner(_build(k, arch), x, mode) for k in ('vit', 'adapter')}
+    for run in runs.values():
+        run()  # warm-up (and kernel build / load)
+    times = {k: [] for k in runs}
+    for _ in range(iters):
+        for k, run in runs.items():
+            t = time.perf_counter()
+            run()
+            times[k].append(time.perf_counter() - t)
+    q.put({k: statistics.median(v) for k, v in times.items()})
+
+
+def _peak_memory(kind: str, arch: str, mode: str, size: int, batch: int, threads: int, q) -> None:
+    """Peak resident memory (MB) of one run above the level after a warm-up run, in its own process."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    run = _runner(_build(kind, arch), torch.randn(batch, 3, size, size), mode)
+    run()
     base = _rss_kb('VmRSS')
     ok = _reset_peak()
-    times = []
-    for _ in range(iters):
-        t = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t)
-    peak = _rss_kb('VmHWM') - base if ok else float('nan')
-    q.put(dict(time=statistics.median(times), peak_mb=peak / 1024))
+    run()
+    q.put((_rss_kb('VmHWM') - base) / 1024 if ok else float('nan'))
 
 
-def measure(kind: str, arch: str, mode: str, size: int = 512, batch: int = 1, iters: int = 3,
-            threads: int = None) -> Dict[str, float]:
-    """Median seconds and peak MB of one configuration, measured in a fresh process."""
+def _in_process(target, *args):
     ctx = mp.get_context('spawn')
     q = ctx.Queue()
-    p = ctx.Process(target=_measure, args=(kind, arch, mode, size, batch, iters,
-                                           threads or torch.get_num_threads(), q))
+    p = ctx.Process(target=target, args=args + (q,))
     p.start()
     res = q.get()
     p.join()
     return res
+
+
+def measure(arch: str, mode: str, size: int = 512, batch: int = 1, iters: int = 3,
+            threads: int = None) -> Dict[str, Dict[str, float]]:
+    """{'vit': {time, peak_mb}, 'adapter': {time, peak_mb}} for one arch and mode ('fwd' | 'fwdbwd')."""
+    threads = threads or torch.get_num_threads()
+    times = _in_process(_time_pair, arch, mode, size, batch, iters, threads)
+    return {k: dict(time=times[k], peak_mb=_in_process(_peak_memory, k, arch, mode, size, batch, threads))
+            for k in ('vit', 'adapter')}
 
 
 def main(argv=None) -> None:
@@ -114,8 +136,7 @@ def main(argv=None) -> None:
     for arch in args.archs:
         fl_vit = backbone_flops(_build('vit', arch), (args.size, args.size))['total']
         fl_ad = backbone_flops(ViTAdapter(arch), (args.size, args.size))['total']
-        r = {m: {k: measure(k, arch, m, args.size, args.batch, args.iters, args.threads) for k in ('vit', 'adapter')}
-             for m in ('fwd', 'fwdbwd')}
+        r = {m: measure(arch, m, args.size, args.batch, args.iters, args.threads) for m in ('fwd', 'fwdbwd')}
         fr = fl_ad / fl_vit
         tf = r['fwd']['adapter']['time'] / r['fwd']['vit']['time']
         tb = r['fwdbwd']['adapter']['time'] / r['fwdbwd']['vit']['time']
