@@ -37,7 +37,10 @@ CSRC = Path(__file__).resolve().parent / 'csrc'
 CPU_SOURCES = ['msda.cpp', 'ms_deform_attn/ms_deform_attn_cpu.cpp']
 CUDA_SOURCES = CPU_SOURCES + ['ms_deform_attn/ms_deform_attn_cuda.cu']
 HEADERS = ['ms_deform_attn/ms_deform_attn.h']
-CPU_CFLAGS = ['-O3', '-march=native', '-fopenmp', '-ffp-contract=fast']
+# -fassociative-math (+ the two flags it needs) lets the compiler vectorise the dot-product reductions of
+# the backward as trees instead of lane-by-lane sums (about 20% faster); NaN/Inf semantics are kept.
+CPU_CFLAGS = ['-O3', '-march=native', '-fopenmp', '-ffp-contract=fast', '-fassociative-math', '-fno-signed-zeros',
+              '-fno-trapping-math']
 CPU_LDFLAGS = ['-fopenmp']
 CUDA_CFLAGS = CPU_CFLAGS + ['-DWITH_CUDA']
 NVCC_FLAGS = ['-O3', '-DWITH_CUDA']
