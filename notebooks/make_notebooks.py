@@ -43,6 +43,10 @@ FOURIER = [
                   "print(fr.images)\nfr.weights"),
     new_code_cell("from analysis.figures import plot_fourier\n"
                   "plot_fourier({k: c['stride8'] for k, c in fr.curves.items()}, 'stride-8 feature maps', cfg['profile'])"),
+    new_markdown_cell('Reading the curves: 0 at frequency 0 by construction; a curve that stays higher towards pi '
+                      'keeps more high-frequency signal (edges, texture). The paper (F1) finds the ViT-Adapter\'s '
+                      'stride-8 map keeps more of it than the plain ViT\'s. Random or barely trained weights say '
+                      'nothing about that claim.'),
     new_code_cell("from analysis.figures import plot_fourier_depth\n"
                   "[plot_fourier_depth(c['vit_blocks'], f'{k}: ViT blocks') for k, c in fr.curves.items()]"),
     new_code_cell("from analysis.figures import plot_feature_maps\n"
