@@ -220,7 +220,7 @@ def to_latex(df: pd.DataFrame, layout: Layout, notes: list[str], profile: str) -
     """Render a built table as a LaTeX ``table`` (booktabs)."""
     header, body = _display_rows(df, layout)
     header, body = header[:-1], [r[:-1] for r in body]  # the run-state column stays in md/csv
-    lines = [f'% {GENERATED}; do not edit', r'\begin{table}[t]', r'\centering', r'\scriptsize',
+    lines = [f'% {GENERATED}; do not edit; needs \\usepackage{{booktabs}}', r'\begin{table}[t]', r'\centering', r'\scriptsize',
              rf'\caption{{{_tex_escape(re.sub(r"[*`]", "", table_title(layout, profile)))}}}',
              r'\begin{tabular}{' + 'l' * (1 + len(layout.text_cols)) + 'r' * (len(header) - 1 - len(layout.text_cols)) + '}',
              r'\toprule', ' & '.join(_tex_escape(h) for h in header) + r' \\', r'\midrule']
