@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import os
 import platform
 import statistics
 import time
@@ -127,8 +128,8 @@ def _time(fn, device: str, repeats: int, warmup: int = 1, min_total_s: float = 0
     return times
 
 
-def bench_one(inputs, backend: str, device: str, repeats: int) -> tuple[float, float]:
-    """Median forward and forward+backward seconds."""
+def bench_one(inputs, backend: str, device: str, repeats: int) -> tuple[float, float, float, float]:
+    """Median forward, median forward+backward, min forward, min forward+backward seconds."""
     value, shapes, starts, loc, weights = inputs
 
     def fwd():
@@ -143,7 +144,8 @@ def bench_one(inputs, backend: str, device: str, repeats: int) -> tuple[float, f
         out = ms_deform_attn(v, shapes, starts, l_, w, backend=backend)
         torch.autograd.grad(out, (v, l_, w), grad)
 
-    return statistics.median(_time(fwd, device, repeats)), statistics.median(_time(fwd_bwd, device, repeats))
+    t_f, t_fb = _time(fwd, device, repeats), _time(fwd_bwd, device, repeats)
+    return statistics.median(t_f), statistics.median(t_fb), min(t_f), min(t_fb)
 
 
 def available_backends(device: str) -> list[str]:
@@ -165,6 +167,7 @@ def run(device: str = 'cpu', sizes=(512, 1024), batches=(1, 2), repeats: int = 5
     With ``readme=True`` (and ``out_dir``) the saved markdown table also replaces the one in ops/README.md.
     """
     torch.set_num_threads(threads)
+    load_before = os.getloadavg()[0]
     backends = available_backends(device)
     bw = copy_bandwidth(device)
     rows = []
@@ -175,19 +178,22 @@ def run(device: str = 'cpu', sizes=(512, 1024), batches=(1, 2), repeats: int = 5
                 fb, fbb = floor_bytes(inputs)
                 ref_times = None
                 for backend in backends:
-                    t_f, t_fb = bench_one(inputs, backend, device, repeats)
+                    t_f, t_fb, min_f, min_fb = bench_one(inputs, backend, device, repeats)
                     if backend == 'reference':
                         ref_times = (t_f, t_fb)
                     row = dict(call=call, input=size, batch=batch, backend=backend,
                                lq=inputs[3].shape[1], s=inputs[0].shape[1],
                                fwd_ms=t_f * 1e3, fwd_bwd_ms=t_fb * 1e3,
+                               fwd_min_ms=min_f * 1e3, fwd_bwd_min_ms=min_fb * 1e3,
                                fwd_speedup=ref_times[0] / t_f, fwd_bwd_speedup=ref_times[1] / t_fb,
                                fwd_floor_ms=fb / bw * 1e3, fwd_bwd_floor_ms=fbb / bw * 1e3,
                                fwd_x_floor=t_f / (fb / bw), fwd_bwd_x_floor=t_fb / (fbb / bw),
                                fwd_gbps=fb / t_f / 1e9, fwd_bwd_gbps=fbb / t_fb / 1e9)
                     rows.append(row)
                     print(_fmt_row(row), flush=True)
-    header = _header(device, threads, bw, repeats)
+    header = _header(device, threads, bw, repeats) + (
+        f' Load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after the run '
+        f'({os.cpu_count()} CPUs; other jobs sharing the cores slow every row).')
     if out_dir is not None:
         md = _save(rows, header, device, out_dir)
         if readme:
@@ -200,8 +206,8 @@ _COLS = ['call', 'input', 'batch', 'backend', 'fwd_ms', 'fwd_speedup', 'fwd_x_fl
 
 
 def _fmt_row(r: dict) -> str:
-    return (f"| {r['call']} | {r['input']} | {r['batch']} | {r['backend']} | {r['fwd_ms']:.2f} | "
-            f"{r['fwd_speedup']:.1f}x | {r['fwd_x_floor']:.1f} | {r['fwd_bwd_ms']:.2f} | "
+    return (f"| {r['call']} | {r['input']} | {r['batch']} | {r['backend']} | {r['fwd_ms']:.2f} ({r['fwd_min_ms']:.2f}) | "
+            f"{r['fwd_speedup']:.1f}x | {r['fwd_x_floor']:.1f} | {r['fwd_bwd_ms']:.2f} ({r['fwd_bwd_min_ms']:.2f}) | "
             f"{r['fwd_bwd_speedup']:.1f}x | {r['fwd_bwd_x_floor']:.1f} | {r['fwd_gbps']:.1f} | "
             f"{r['fwd_bwd_gbps']:.1f} |")
 
@@ -211,7 +217,8 @@ def _header(device: str, threads: int, bw: float, repeats: int) -> str:
     return (f'ms_deform_attn benchmark, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, torch '
             f'{torch.__version__}, device {device} ({name}), {threads} threads, median of >= {repeats} runs (fast calls: enough runs to fill 0.5 s, at most 50); '
             f'measured copy bandwidth {bw / 1e9:.1f} GB/s (256 MiB copy, read+write). '
-            f'Floor = bytes if every tensor crosses DRAM once per pass / copy bandwidth.')
+            f'Times: median (min). Ratios use medians. Floor = bytes if every tensor crosses DRAM once per '
+            f'pass / copy bandwidth.')
 
 
 def _save(rows: list[dict], header: str, device: str, out_dir: Path) -> Path:
@@ -223,7 +230,7 @@ def _save(rows: list[dict], header: str, device: str, out_dir: Path) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     lines = [header, '',
-             '| call | input | batch | backend | fwd ms | fwd vs ref | fwd x floor | fwd+bwd ms | '
+             '| call | input | batch | backend | fwd ms (min) | fwd vs ref | fwd x floor | fwd+bwd ms (min) | '
              'fwd+bwd vs ref | fwd+bwd x floor | fwd GB/s | fwd+bwd GB/s |',
              '|' + '---|' * 12]
     lines += [_fmt_row(r) for r in rows]
@@ -259,7 +266,7 @@ def main(argv=None) -> None:
     parser.add_argument('--no-save', action='store_true')
     parser.add_argument('--readme', action='store_true', help='also put the table into ops/README.md')
     args = parser.parse_args(argv)
-    print('| call | input | batch | backend | fwd ms | fwd vs ref | fwd x floor | fwd+bwd ms | fwd+bwd vs ref | '
+    print('| call | input | batch | backend | fwd ms (min) | fwd vs ref | fwd x floor | fwd+bwd ms (min) | fwd+bwd vs ref | '
           'fwd+bwd x floor | fwd GB/s | fwd+bwd GB/s |')
     run(args.device, tuple(args.sizes), tuple(args.batches), args.repeats, args.threads, tuple(args.calls),
         None if args.no_save else RESULTS_DIR, readme=args.readme)

@@ -202,3 +202,40 @@ def test_module_cuda_matches_cpu():
     want = _module('cpu')(q, ref, x, spatial, starts)
     got = _module('cuda').cuda()(q.cuda(), ref.cuda(), x.cuda(), spatial.cuda(), starts.cuda())
     torch.testing.assert_close(got.cpu(), want, atol=1e-5, rtol=1e-5)
+
+
+_FAKE_BUILD = '''
+import os, sys, time
+import torch.utils.cpp_extension as ce
+from ops import _build
+
+def fake_load(name, sources, build_directory, **kwargs):
+    with open(os.environ["BUILD_LOG"], "a") as f:
+        f.write(f"start {time.time()}\\n")
+    time.sleep(0.5)
+    with open(os.environ["BUILD_LOG"], "a") as f:
+        f.write(f"end {time.time()}\\n")
+    raise RuntimeError("simulated compiler error")
+
+ce.load = fake_load
+try:
+    _build.load_extension("cpu")
+except _build.ExtensionBuildError as exc:
+    print("build error:", exc)
+'''
+
+
+def test_concurrent_builds_are_serialised(tmp_path):
+    """Two processes building the same key at once: the file lock makes the builds not overlap."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, VIT_ADAPTER_OPS_CACHE=str(tmp_path / 'cache'), BUILD_LOG=str(tmp_path / 'log'))
+    procs = [subprocess.Popen([sys.executable, '-c', _FAKE_BUILD], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all('simulated compiler error' in o for o in outs), outs
+    events = [line.split() for line in (tmp_path / 'log').read_text().splitlines()]
+    assert [e[0] for e in events] == ['start', 'end', 'start', 'end'], events
+    assert float(events[2][1]) >= float(events[1][1])  # the second build started after the first ended
