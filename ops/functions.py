@@ -153,7 +153,7 @@ _msda_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Validation (metadata only, plus the level sizes when they are on the CPU and we are not tracing).
+# Validation (metadata, plus the small level table outside tracing and CUDA graph capture).
 
 
 def _validate(value, spatial_shapes, level_start_index, sampling_locations, attention_weights) -> None:
@@ -200,7 +200,9 @@ def _validate(value, spatial_shapes, level_start_index, sampling_locations, atte
         if args[name].device != value.device:
             raise ValueError(f'ms_deform_attn: {name} is on {args[name].device} but value is on {value.device}; '
                              f'put all inputs on one device')
-    if not torch.compiler.is_compiling() and spatial_shapes.device.type == 'cpu':
+    # Reading the level table keeps the kernels in bounds; skipped while tracing (data-dependent) and during
+    # CUDA graph capture (it would synchronise). On CUDA it costs one tiny device-to-host copy.
+    if not torch.compiler.is_compiling() and not (value.is_cuda and torch.cuda.is_current_stream_capturing()):
         sizes = (spatial_shapes[:, 0] * spatial_shapes[:, 1]).tolist()
         if sum(sizes) != s or min(sizes, default=1) <= 0:
             raise ValueError(f'ms_deform_attn: spatial_shapes {spatial_shapes.tolist()} hold {sum(sizes)} positions '

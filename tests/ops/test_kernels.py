@@ -149,3 +149,23 @@ def test_cuda_backward_flags_nondeterminism():
             out.sum().backward()
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.parametrize('backend,device', KERNELS)
+def test_non_contiguous_inputs(backend, device):
+    value, spatial, starts, loc, attn = make_inputs(n=2, m=3, d=8, lq=5, dtype=torch.float32, device=device)
+    value_nc = value.transpose(0, 1).contiguous().transpose(0, 1)  # same values, non-contiguous strides
+    loc_nc = loc.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not value_nc.is_contiguous() and not loc_nc.is_contiguous()
+    out = ms_deform_attn(value_nc, spatial, starts, loc_nc, attn, backend=backend)
+    torch.testing.assert_close(out, ms_deform_attn(value, spatial, starts, loc, attn, backend=backend))
+
+
+@pytest.mark.parametrize('backend,device', KERNELS)
+def test_empty_query_set(backend, device):
+    value, spatial, starts, loc, attn = make_inputs(lq=0, dtype=torch.float32, device=device)
+    v = value.clone().requires_grad_()
+    out = ms_deform_attn(v, spatial, starts, loc, attn, backend=backend)
+    assert out.shape == (1, 0, value.shape[2] * value.shape[3])
+    out.sum().backward()
+    assert torch.equal(v.grad, torch.zeros_like(v))

@@ -345,6 +345,8 @@ std::vector<at::Tensor> ms_deform_attn_backward_cpu(const at::Tensor& grad_outpu
           };
           with_channels<scalar_t>(z.D, run);
         });
+  } else {
+    grad_value.zero_();  // no queries: nothing was written
   }
   return {grad_value, grad_loc, grad_attn};
 }
