@@ -102,7 +102,7 @@ def sbatch_preview(folder: Path, params: dict, job_name: str = 'vit-adapter') ->
     kwargs['ntasks_per_node'] = kwargs.pop('tasks_per_node')
     text = _make_sbatch_string(command='python -u -m submitit.core._submit <folder>', folder=str(folder),
                                job_name=job_name, **kwargs)
-    return '\n'.join(line for line in text.splitlines() if line.startswith('#SBATCH'))
+    return '\n'.join(line for line in text.splitlines() if line.startswith(('#SBATCH', 'export')))
 
 
 def squeue_states(job_ids: list[str]) -> dict[str, str]:

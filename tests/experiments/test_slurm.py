@@ -1,0 +1,142 @@
+"""Integration tests against a real single-node SLURM (tools/slurm_local.sh), through submitit.
+
+* requeue: a tiny run gets SLURM's preemption signal (USR2) mid-training; submitit calls TrainJob.checkpoint(),
+  the job requeues itself, resumes from its last checkpoint and ends with the metrics and weights of an
+  uninterrupted run submitted alongside it.
+* distributed: one job as two SLURM tasks (torch.distributed gloo from the SLURM environment, as the multi-GPU
+  path) matches the single-task job with the same global batch.
+
+As root the session fixture starts SLURM itself (and stops it at the end); a failure to start it fails the tests.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from experiments import launch
+from experiments import rundir as rd
+from experiments.grids import get_grid
+
+from .conftest import REPO, fast_options
+
+pytestmark = pytest.mark.slurm
+SCRIPT = REPO / 'tools' / 'slurm_local.sh'
+IGNORED = {'train_time_per_iter', 'max_rss_mb', 'max_memory_mb'}
+
+
+@pytest.fixture(scope='session')
+def slurm():
+    if os.geteuid() != 0:
+        pytest.skip('starting a local SLURM needs root (tools/slurm_local.sh); run as root or in CI')
+    env = dict(os.environ, SLURM_LOCAL_DIR=os.environ.get('SLURM_LOCAL_DIR', '/tmp/vit-adapter-slurm-tests'))
+    proc = subprocess.run(['bash', str(SCRIPT), 'start'], capture_output=True, text=True, env=env, timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f'could not start SLURM as root:\n{proc.stdout}\n{proc.stderr}')
+    conf = str(Path(env['SLURM_LOCAL_DIR']) / 'slurm.conf')
+    old = os.environ.get('SLURM_CONF')
+    os.environ['SLURM_CONF'] = conf
+    yield conf
+    subprocess.run(['bash', str(SCRIPT), 'stop'], capture_output=True, text=True, env=env, timeout=120)
+    if old is None:
+        os.environ.pop('SLURM_CONF', None)
+    else:
+        os.environ['SLURM_CONF'] = old
+
+
+def _submit(root: Path, run: str, extra: dict, slurm_args: list[str]) -> Path:
+    spec = get_grid('N').runs(1, only=[run])[0]
+    rdir, status = launch.prepare_run(spec, 'tiny', root, extra, 'test', dry_run=False)
+    args = launch.build_parser().parse_args(['N', '--cluster', 'slurm'] + slurm_args)
+    params = launch.cl.slurm_parameters(args, 'tiny')
+    launch.submit_submitit([rdir], 'slurm', root / '_submitit', params, max_num_timeout=3)
+    return rdir
+
+
+def _wait(pred, timeout: float, what: str, poll: float = 1.0):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        value = pred()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f'timed out after {timeout:.0f} s waiting for {what}')
+
+
+def _done(rdir: Path):
+    st = rd.read_state(rdir) or {}
+    if st.get('state') == 'failed':
+        raise AssertionError(f'{rdir} failed: {st.get("error")}\n{st.get("traceback", "")}')
+    return rd.is_finished(rdir) and st.get('state') == 'finished'
+
+
+def _metrics(rdir):
+    return {k: v for k, v in json.loads((rdir / rd.FINAL_METRICS).read_text()).items() if k not in IGNORED}
+
+
+def _weights(rdir):
+    return torch.load(rd.last_checkpoint(rdir), map_location='cpu', weights_only=False)['state_dict']
+
+
+def test_preempted_job_requeues_resumes_and_matches(slurm, tmp_path, synthetic_data):
+    extra = launch.parse_cfg_options(fast_options(iters=16, ckpt=4, val_images=8))
+    slurm_args = ['--cpus-per-task', '1', '--time', '20']
+    ref = _submit(tmp_path / 'ref', 'N2', extra, slurm_args)
+    run = _submit(tmp_path / 'pre', 'N2', extra, slurm_args)
+    job_id = rd.read_state(run)['job_id']
+    # Preempt once the run has a checkpoint at iteration 4 (and before it has finished).
+    ckpt = _wait(lambda: rd.last_checkpoint(run), 300, 'the first checkpoint', poll=0.5)
+    assert not rd.is_finished(run), 'the run finished before it could be preempted; make it longer'
+    subprocess.run(['scancel', '--signal=USR2', job_id], check=True)
+    _wait(lambda: (rd.read_state(run) or {}).get('restarts', 0) >= 1, 300, 'the requeued job to start')
+    _wait(lambda: _done(run) and _done(ref), 600, 'both runs to finish')
+    state = rd.read_state(run)
+    assert state['restarts'] >= 1 and state['job_id'] == job_id  # same job, requeued by submitit
+    logs = sorted(p for p in run.iterdir() if p.is_dir())
+    assert len(logs) == 2, 'expected two mmengine starts (before and after the requeue)'
+    second_log = next(logs[1].glob('*.log')).read_text()
+    assert 'Advance dataloader' in second_log and 'resumed' in second_log.lower()
+    assert ckpt.name.startswith('iter_')
+    assert _metrics(run) == _metrics(ref)
+    wr, wp = _weights(ref), _weights(run)
+    assert all(torch.equal(wr[k], wp[k]) for k in wr)
+
+
+def test_two_slurm_tasks_match_one(slurm, tmp_path, synthetic_data):
+    # Same global batch (4 = 1 x 4 = 2 x 2); no randomness that differs per rank (no dropout, no random crop);
+    # GroupNorm instead of BatchNorm so the statistics do not depend on the split. Segmentation: no RoI sampling.
+    iters = 6
+    base = launch.parse_cfg_options(fast_options(iters=iters, ckpt=iters, val_images=4))
+    base.update({
+        'model.backbone.norm': 'GN',
+        'model.decode_head.norm_cfg': dict(type='GN', num_groups=8, requires_grad=True),
+        'model.decode_head.dropout_ratio': 0.0,
+        'train_dataloader.dataset.pipeline': [dict(type='LoadImageFromFile'),
+                                              dict(type='LoadAnnotations', reduce_zero_label=True),
+                                              dict(type='PackSegInputs')],
+    })
+    spec = get_grid('main-seg').runs(1, only=['semfpn_vit_adapter_T'])[0]
+    dirs = {}
+    for name, ntasks, batch in (('one', 1, 4), ('two', 2, 2)):
+        extra = dict(base, **{'train_dataloader.batch_size': batch})
+        rdir, _ = launch.prepare_run(spec, 'tiny', tmp_path / name, extra, 'test', dry_run=False)
+        args = launch.build_parser().parse_args(['main-seg', '--cluster', 'slurm', '--ntasks-per-node', str(ntasks),
+                                                 '--cpus-per-task', '1', '--time', '20'])
+        launch.submit_submitit([rdir], 'slurm', tmp_path / name / '_submitit', launch.cl.slurm_parameters(args, 'tiny'),
+                               max_num_timeout=1)
+        dirs[name] = rdir
+        _wait(lambda: _done(rdir), 600, f'the {name}-task run')
+    assert rd.read_state(dirs['one'])['world_size'] == 1
+    assert rd.read_state(dirs['two'])['world_size'] == 2 and rd.read_state(dirs['two'])['backend'] == 'gloo'
+    w1, w2 = _weights(dirs['one']), _weights(dirs['two'])
+    w2 = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in w2.items()}
+    assert w1.keys() == w2.keys()
+    worst = max(((w1[k].float() - w2[k].float()).abs().max().item(), k) for k in w1 if w1[k].is_floating_point())
+    assert worst[0] < 1e-4, f'largest weight difference {worst[0]:.3g} in {worst[1]}'
+    m1, m2 = _metrics(dirs['one']), _metrics(dirs['two'])
+    assert abs(m1['mIoU'] - m2['mIoU']) < 1e-6 * 100 + 0.5  # percent; near-identical weights, same val set
