@@ -3,11 +3,11 @@
 For each arch, the plain ViT trunk (``VisionTransformer``: patch embed + blocks, global attention) and the
 ViT-Adapter backbone (deformable attention, ``ops`` backend chosen as usual: ``VIT_ADAPTER_MSDA_BACKEND`` or
 auto = the compiled CPU kernel when it builds) run on a (B, 3, S, S) input: forward (no grad) and
-forward+backward (sum of outputs): median wall time over ``--iters`` after one warm-up, the two models
-interleaved in one process (so load drift on a shared machine hits both alike), and peak resident memory of
-one run above the level after a warm-up (Linux VmHWM, reset through /proc/self/clear_refs; one process per
-model). The time ratio adapter/ViT is printed beside the FLOP ratio (GMACs as in
-``adapter.summary``, forward); the target is time ratio <= 1.1 x FLOP ratio.
+forward+backward (sum of outputs). Time: median over ``--iters`` after one warm-up, the two models interleaved
+in one process (so load drift on a shared machine hits both alike). Memory: peak resident memory of the first
+full-size run above the level before it (Linux VmHWM, reset through /proc/self/clear_refs; one process per
+model). The time ratio adapter/ViT is printed beside the FLOP ratio (forward GMACs as in ``adapter.summary``);
+the target is time ratio <= 1.1 x FLOP ratio.
 
 Usage:
     python -m adapter.bench [--archs T S B] [--size 512] [--batch 1] [--iters 3] [--threads N]
@@ -85,11 +85,13 @@ def _time_pair(arch: str, mode: str, size: int, batch: int, iters: int, threads:
 
 
 def _peak_memory(kind: str, arch: str, mode: str, size: int, batch: int, threads: int, q) -> None:
-    """Peak resident memory (MB) of one run above the level after a warm-up run, in its own process."""
+    """Peak resident memory (MB) of the first full-size run above the level before it, in its own process
+    (a 64x64 warm-up first loads libraries and kernels; the allocator has no cached full-size buffers yet)."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    run = _runner(_build(kind, arch), torch.randn(batch, 3, size, size), mode)
-    run()
+    model = _build(kind, arch)
+    _runner(model, torch.randn(1, 3, 64, 64), mode)()
+    run = _runner(model, torch.randn(batch, 3, size, size), mode)
     base = _rss_kb('VmRSS')
     ok = _reset_peak()
     run()
@@ -128,7 +130,7 @@ def main(argv=None) -> None:
     from .backbone import ViTAdapter
     backend = os.environ.get('VIT_ADAPTER_MSDA_BACKEND', 'auto')
     print(f'CPU, {args.threads or torch.get_num_threads()} threads, input {args.batch}x3x{args.size}x{args.size}, '
-          f'MSDeformAttn backend {backend}; median of {args.iters}; peak = resident memory above the warm level')
+          f'MSDeformAttn backend {backend}; median of {args.iters}; peak = resident memory of the first full-size run above the level before it')
     print('| arch | GMACs ViT / adapter (ratio) | fwd s ViT / adapter (ratio) | fwd+bwd s ViT / adapter (ratio) | '
           'peak MB fwd+bwd ViT / adapter | time ratio / FLOP ratio (fwd, fwd+bwd) |')
     print('|---|---|---|---|---|---|')
