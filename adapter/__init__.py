@@ -4,6 +4,8 @@ from .attention import (ATTN_TYPES, DeformableCrossAttention, GlobalCrossAttenti
 from .backbone import (OUT_STRIDES, SIZE_DIVISOR, VARIANTS, ViTAdapter, ViTBaseline, build_backbone,
                        check_input_size)
 from .baseline import SimplePyramid
+from .checkpoint import LoadReport, detect_format, load_pretrained
+from .convert import convert_official
 from .convffn import ConvFFN
 from .extractor import Extractor
 from .injector import Injector
@@ -13,7 +15,7 @@ from .presets import PRESETS, get_preset, interaction_indexes
 from .spm import SpatialPriorModule
 from .vit import VisionTransformer, resize_pos_embed
 
-__all__ = ['ATTN_TYPES', 'ConvFFN', 'DeformableCrossAttention', 'Extractor', 'GlobalCrossAttention', 'Injector',
+__all__ = ['ATTN_TYPES', 'ConvFFN', 'LoadReport', 'convert_official', 'detect_format', 'load_pretrained', 'DeformableCrossAttention', 'Extractor', 'GlobalCrossAttention', 'Injector',
            'InteractionBlock', 'OUT_STRIDES', 'PRESETS', 'PriorAdd', 'SIZE_DIVISOR', 'SimplePyramid',
            'SpatialPriorModule', 'StripeCrossAttention', 'VARIANTS', 'ViTAdapter', 'ViTBaseline',
            'VisionTransformer', 'build_backbone', 'build_cross_attention', 'check_input_size', 'get_act',

@@ -145,3 +145,13 @@ def test_gradient_checkpointing_same_outputs_and_grads(variant, attn):
         sum((t * t).mean() for t in o).backward()
     for (n, p), q in zip(ref.named_parameters(), cp.parameters()):
         torch.testing.assert_close(p.grad, q.grad, msg=n)
+
+
+def test_adapter_keeps_the_framework_out():
+    """Importing adapter (all modules but the lazy summary CLI) never imports mmdet / mmseg / mmengine."""
+    import subprocess
+    import sys
+    code = ('import sys, adapter, adapter.checkpoint, adapter.convert, adapter.mmconfigs, adapter.bench; '
+            'bad = [m for m in sys.modules if m.split(".")[0] in ("mmdet", "mmseg", "mmengine")]; '
+            'assert not bad, bad')
+    subprocess.run([sys.executable, '-c', code], check=True)
