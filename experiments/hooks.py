@@ -83,6 +83,7 @@ class FinalMetricsHook(Hook):
     def __init__(self, skip_first: int = 5) -> None:
         self.skip_first = skip_first
         self.metrics = None
+        self.done = False  # the same on every rank (only the main process writes the file)
         self._t0 = None
         self._seen = 0
         self._time = 0.0
@@ -113,6 +114,7 @@ class FinalMetricsHook(Hook):
         max_iters = runner.train_loop.max_iters
         if runner.iter >= max_iters and self.metrics is not None and self.metrics_iter >= max_iters:
             self.write(runner)
+            self.done = True
 
     def write(self, runner) -> dict:
         """Write the file now (also used by the launcher after a final ``runner.val()``)."""

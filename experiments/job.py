@@ -121,7 +121,7 @@ def _train(run_dir: Path, cfg_file: Path, distributed: bool) -> dict:
     if hook is None:
         raise RuntimeError('the config has no FinalMetricsHook in custom_hooks; add dict(type="FinalMetricsHook")')
     final = run_dir / rd.FINAL_METRICS
-    if not final.is_file():  # resumed after the last iteration, or val_interval did not hit max_iters
+    if not hook.done:  # resumed after the last iteration, or val_interval did not hit max_iters (all ranks agree)
         runner.val()
         hook.write(runner)
     if distributed:

@@ -119,6 +119,16 @@ start() {
     write_conf
     pid_alive "$DIR/slurmctld.pid" || slurmctld -c -f "$CONF"
     pid_alive "$DIR/slurmd.pid" || slurmd -f "$CONF"
+    # Daemons that fail right away (e.g. the ports are taken by another SLURM) leave no live pid file.
+    for _ in $(seq 50); do
+      pid_alive "$DIR/slurmctld.pid" && pid_alive "$DIR/slurmd.pid" && break
+      sleep 0.1
+    done
+    if ! pid_alive "$DIR/slurmctld.pid" || ! pid_alive "$DIR/slurmd.pid"; then
+      log "error: slurmctld/slurmd did not stay up (ports 6817/6818 taken by another SLURM?); see $DIR/log/"
+      tail -n 5 "$DIR/log/slurmctld.log" "$DIR/log/slurmd.log" >&2 2>/dev/null || true
+      return 4
+    fi
   fi
   for _ in $(seq 100); do
     state="$(sinfo -h -n "$HOST" -o '%t' 2>/dev/null || true)"

@@ -34,15 +34,20 @@ IGNORED = {'train_time_per_iter', 'max_rss_mb', 'max_memory_mb'}
 def slurm():
     if os.geteuid() != 0:
         pytest.skip('starting a local SLURM needs root (tools/slurm_local.sh); run as root or in CI')
-    env = dict(os.environ, SLURM_LOCAL_DIR=os.environ.get('SLURM_LOCAL_DIR', '/tmp/vit-adapter-slurm-tests'))
-    proc = subprocess.run(['bash', str(SCRIPT), 'start'], capture_output=True, text=True, env=env, timeout=900)
-    if proc.returncode != 0:
-        pytest.fail(f'could not start SLURM as root:\n{proc.stdout}\n{proc.stderr}')
-    conf = str(Path(env['SLURM_LOCAL_DIR']) / 'slurm.conf')
+    env = dict(os.environ)
+    # A SLURM already started by `make slurm-up` is reused (and left running); otherwise start one, stop it after.
+    running = subprocess.run(['bash', str(SCRIPT), 'status'], capture_output=True, text=True, env=env,
+                             timeout=60).returncode == 0
+    if not running:
+        proc = subprocess.run(['bash', str(SCRIPT), 'start'], capture_output=True, text=True, env=env, timeout=900)
+        if proc.returncode != 0:
+            pytest.fail(f'could not start SLURM as root:\n{proc.stdout}\n{proc.stderr}')
+    conf = str(Path(env.get('SLURM_LOCAL_DIR', '/tmp/vit-adapter-slurm')) / 'slurm.conf')
     old = os.environ.get('SLURM_CONF')
     os.environ['SLURM_CONF'] = conf
     yield conf
-    subprocess.run(['bash', str(SCRIPT), 'stop'], capture_output=True, text=True, env=env, timeout=120)
+    if not running:
+        subprocess.run(['bash', str(SCRIPT), 'stop'], capture_output=True, text=True, env=env, timeout=120)
     if old is None:
         os.environ.pop('SLURM_CONF', None)
     else:
@@ -68,11 +73,20 @@ def _wait(pred, timeout: float, what: str, poll: float = 1.0):
     raise AssertionError(f'timed out after {timeout:.0f} s waiting for {what}')
 
 
+_GONE: dict = {}
+
+
 def _done(rdir: Path):
     st = rd.read_state(rdir) or {}
     if st.get('state') == 'failed':
         raise AssertionError(f'{rdir} failed: {st.get("error")}\n{st.get("traceback", "")}')
-    return rd.is_finished(rdir) and st.get('state') == 'finished'
+    finished = rd.is_finished(rdir) and st.get('state') == 'finished'
+    if not finished and st.get('job_id'):  # the job left SLURM without finishing: fail now, not at the timeout
+        if launch.cl.squeue_states([st['job_id']]):
+            _GONE.pop(str(rdir), None)
+        elif time.time() - _GONE.setdefault(str(rdir), time.time()) > 30:
+            raise AssertionError(f'SLURM job {st["job_id"]} of {rdir} is gone but the run did not finish: {st}')
+    return finished
 
 
 def _metrics(rdir):
@@ -130,7 +144,7 @@ def test_two_slurm_tasks_match_one(slurm, tmp_path, synthetic_data):
         launch.submit_submitit([rdir], 'slurm', tmp_path / name / '_submitit', launch.cl.slurm_parameters(args, 'tiny'),
                                max_num_timeout=1)
         dirs[name] = rdir
-        _wait(lambda: _done(rdir), 600, f'the {name}-task run')
+        _wait(lambda: _done(rdir), 300, f'the {name}-task run')
     assert rd.read_state(dirs['one'])['world_size'] == 1
     assert rd.read_state(dirs['two'])['world_size'] == 2 and rd.read_state(dirs['two'])['backend'] == 'gloo'
     w1, w2 = _weights(dirs['one']), _weights(dirs['two'])
