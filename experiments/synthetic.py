@@ -37,7 +37,7 @@ SEG_CLASSES = ('background',) + CLASSES
 SEG_PALETTE = [[40, 40, 40], [220, 60, 60], [60, 200, 60], [70, 90, 230]]
 #: Base colour per class (RGB); every object jitters it.
 _COLOURS = np.array([[215, 60, 55], [60, 190, 70], [70, 90, 225]], dtype=np.float32)
-_FORMAT_VERSION = 2  # bump when the images change; older datasets are regenerated
+_FORMAT_VERSION = 3  # bump when the images change; older datasets are regenerated
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,8 @@ class SyntheticSpec:
     train: int = 400
     val: int = 50
     max_objects: int = 2
-    min_radius: float = 0.12  # object radius as a fraction of the image side
-    max_radius: float = 0.24
+    min_radius: float = 0.18  # object radius as a fraction of the image side
+    max_radius: float = 0.32
     version: int = _FORMAT_VERSION
 
 
