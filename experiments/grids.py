@@ -173,8 +173,26 @@ def _pretrain() -> Grid:
     return Grid('pretrain', 'Pre-training source, ViT-Adapter-B Mask R-CNN 3x+MS (Table 3)', tuple(cells))
 
 
+#: Tiny stand-ins for T/S/B/L: the 'tiny' preset (12 blocks) at growing widths, so the size axis still means
+#: something on CPU. S is the plain 'tiny' preset (width 64).
+TINY_SIZES = {'T': (32, 2), 'S': (64, 2), 'B': (96, 3), 'L': (128, 4)}
+
+
+def _tiny_size(size: str, task: str, head: str = 'maskrcnn') -> dict:
+    """cfg-options that scale the tiny model to the stand-in width of ``size`` (backbone and the layers it feeds)."""
+    width, heads = TINY_SIZES[size]
+    out = {_BB + 'embed_dim': width, _BB + 'num_heads': heads}
+    if task == 'det' or head == 'semfpn':
+        out['model.neck.in_channels'] = [width] * 4
+    else:
+        out['model.decode_head.in_channels'] = [width] * 4
+        out['model.auxiliary_head.in_channels'] = width
+    return out
+
+
 def _tiny_note(size: str) -> str:
-    return f"tiny profile: arch='tiny' stands in for {size} (all sizes share the tiny preset)"
+    width, heads = TINY_SIZES[size]
+    return f"tiny profile: {size} is arch='tiny' at width {width} ({heads} heads), not the paper's {size}"
 
 
 def _main_det() -> Grid:
@@ -185,7 +203,8 @@ def _main_det() -> Grid:
         cells.append(Cell(f'maskrcnn_{sched}_{kind}_{size}', 'det',
                           dict(paper=f'maskrcnn_{kind}_{size}_{sched}.py',
                                tiny=_TINY_DET if sched == '1x' else _TINY_DET_3X),
-                          profile_overrides=dict(tiny=overrides), notes=dict(tiny=_tiny_note(size))))
+                          profile_overrides=dict(tiny=dict(overrides, **_tiny_size(size, 'det'))),
+                          notes=dict(tiny=_tiny_note(size))))
     return Grid('main-det', 'Mask R-CNN 1x and 3x+MS on COCO, ViT vs ViT-Adapter T/S/B/L (Table 1)', tuple(cells))
 
 
@@ -197,7 +216,8 @@ def _main_seg() -> Grid:
                                                       _BB + 'n_interactions': 0}
         cells.append(Cell(f'{head}_{kind}_{size}', 'seg',
                           dict(paper=f'{head}_{kind}_{size}_{iters}.py', tiny=f'tiny/{head}_tiny.py'),
-                          profile_overrides=dict(tiny=overrides), notes=dict(tiny=_tiny_note(size))))
+                          profile_overrides=dict(tiny=dict(overrides, **_tiny_size(size, 'seg', head))),
+                          notes=dict(tiny=_tiny_note(size))))
     return Grid('main-seg', 'UperNet 160k and Semantic FPN 80k on ADE20K, ViT vs ViT-Adapter T/S/B/L (Table 4)',
                 tuple(cells))
 

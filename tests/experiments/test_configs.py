@@ -85,3 +85,17 @@ def test_paper_t_s_build(path):
     assert model.backbone.embed_dim == width
     if cfg.model.backbone.type == 'ViTAdapter':
         assert any('interactions' in n or 'spm' in n for n, _ in model.backbone.named_parameters())
+
+
+@pytest.mark.parametrize('grid,run', [('main-det', 'maskrcnn_1x_vit_T'), ('main-seg', 'upernet_vit_adapter_L'),
+                                      ('main-seg', 'semfpn_vit_B'), ('components', 'spm_add'),
+                                      ('attention', 'pale')])
+def test_tiny_grid_cells_build(grid, run):
+    from experiments.grids import get_grid
+    spec = get_grid(grid).runs(1, only=[run])[0]
+    cfg = Config.fromfile(str(spec.config_file('tiny')))
+    cfg.merge_from_dict(spec.resolved_overrides('tiny'))
+    model = _build(cfg).eval()
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(1, 3, 128, 128))
+    assert len(feats) >= 4

@@ -52,3 +52,18 @@ def test_ablation_overrides():
     pre = {r.name: r for r in get_grid('pretrain').runs(1)}
     assert pre['augreg_in22k'].resolved_overrides('paper')['model.backbone.pretrain_size'] == 384
     assert pre['deit_in1k'].configs['paper'] == 'maskrcnn_vit_adapter_B_3x.py'
+
+
+def test_tiny_sizes_scale_backbone_and_neck(tmp_path):
+    from mmengine.config import Config
+    runs = {r.name: r for r in get_grid('main-seg').runs(1)}
+    for name, width in (('upernet_vit_adapter_T', 32), ('semfpn_vit_L', 128)):
+        run = runs[name]
+        cfg = Config.fromfile(str(run.config_file('tiny')), import_custom_modules=False)
+        cfg.merge_from_dict(run.resolved_overrides('tiny'))
+        assert cfg.model.backbone.embed_dim == width
+        ch = cfg.model.neck.in_channels if 'neck' in cfg.model else cfg.model.decode_head.in_channels
+        assert ch == [width] * 4
+    det = {r.name: r for r in get_grid('main-det').runs(1)}['maskrcnn_3x_vit_B']
+    over = det.resolved_overrides('tiny')
+    assert over['model.backbone.type'] == 'ViTBaseline' and over['model.neck.in_channels'] == [96] * 4
