@@ -165,11 +165,10 @@ def _pretrain() -> Grid:
             name, 'det', dict(paper='maskrcnn_vit_adapter_B_3x.py', tiny=_TINY_DET_3X),
             profile_overrides=dict(
                 paper={_BB + 'pretrained': src['file'], _BB + 'pretrain_size': src['size']},
-                # Filled in at launch time by experiments.pretrain_tiny (synthesised checkpoint in this format).
-                tiny={_BB + 'pretrained': f'@synthetic:{src["format"]}', _BB + 'pretrain_size': 128}),
+                # Filled in at launch time by experiments.pretrain_tiny (a random checkpoint in this format).
+                tiny={_BB + 'pretrained': f'@synthetic:{src["format"]}', _BB + 'pretrain_size': src['size']}),
             notes=dict(paper=src['label'],
-                       tiny=f'{src["label"]}: tiny profile uses a synthesised {src["format"]}-format checkpoint '
-                            '(random weights) to exercise the loader; not real pre-training')))
+                       tiny=f'{src["label"]}: tiny profile, no real weights (see experiments/pretrain_tiny.py)')))
     return Grid('pretrain', 'Pre-training source, ViT-Adapter-B Mask R-CNN 3x+MS (Table 3)', tuple(cells))
 
 

@@ -82,23 +82,20 @@ def parse_cfg_options(items: list[str]) -> dict:
 
 
 def _synthetic_pretrained(fmt: str, cfg, run_root: Path) -> str | None:
-    """Path of a synthesised checkpoint in ``fmt`` for the tiny pretrain grid, or None without a helper."""
-    try:
-        from adapter import checkpoint as ack
-    except ImportError:
+    """Path of a synthesised tiny checkpoint in ``fmt`` (experiments.pretrain_tiny), or None if not possible."""
+    from experiments import pretrain_tiny
+    if fmt not in pretrain_tiny.FORMATS:
         return None
-    synth = getattr(ack, 'synthesize_checkpoint', None) or getattr(ack, 'synthesise_checkpoint', None)
-    if synth is None:
-        return None
-    out = run_root / 'pretrained' / f'synthetic_{fmt}_{cfg.model.backbone.arch}.pth'
+    bb = dict(cfg.model.backbone)
+    tag = f'{bb.get("arch")}_w{bb.get("embed_dim", "")}_p{bb.get("pretrain_size")}'
+    ext = '.pth' if fmt == 'deit' else '.npz'
+    out = run_root / 'pretrained' / f'synthetic_{fmt}_{tag}{ext}'
     if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        bb = dict(cfg.model.backbone)
-        synth(fmt, out, arch=bb.get('arch', 'tiny'), seed=0)
+        pretrain_tiny.synthesize(fmt, out, bb, seed=0)
     return str(out)
 
 
-def build_config(spec: RunSpec, profile: str, extra: dict, runs_root: Path):
+def build_config(spec: RunSpec, profile: str, extra: dict, runs_root: Path, dry_run: bool = False):
     """The frozen mmengine ``Config`` of one run, and notes for the manifest."""
     from mmengine.config import Config
     cfg_file = spec.config_file(profile)
@@ -109,11 +106,13 @@ def build_config(spec: RunSpec, profile: str, extra: dict, runs_root: Path):
     if isinstance(pre, str) and pre.startswith('@synthetic:'):
         fmt = pre.split(':', 1)[1]
         cfg.merge_from_dict({k: v for k, v in overrides.items() if k != 'model.backbone.pretrained'})
-        path = _synthetic_pretrained(fmt, cfg, runs_root / profile)
+        path = None if dry_run else _synthetic_pretrained(fmt, cfg, runs_root / profile)
         overrides['model.backbone.pretrained'] = path
         if path is None:
-            notes.append(f'no {fmt} checkpoint: the adapter exposes no checkpoint synthesis helper, so this tiny '
-                         'run trains from scratch (the loader path is not exercised)')
+            notes.append(f'no {fmt} checkpoint: loading this format needs a post-norm ViT that ViTAdapter does '
+                         'not expose, so this tiny run trains from scratch (loader path not exercised)')
+        else:
+            notes.append(f'pretrained: synthesised random {fmt}-format checkpoint {path} (loader path only)')
     cfg.merge_from_dict(overrides)
     cfg.merge_from_dict(extra)
     cfg.randomness = dict(seed=spec.seed, deterministic=True)
@@ -172,7 +171,7 @@ def prepare_run(spec: RunSpec, profile: str, runs_root: Path, extra: dict, comma
                 dry_run: bool) -> tuple[Path, str]:
     """Create (or check) the run directory; returns (dir, status) with status 'done' | 'new' | 'resume'."""
     from experiments.compat import trust_dir
-    cfg, overrides, notes = build_config(spec, profile, extra, runs_root)
+    cfg, overrides, notes = build_config(spec, profile, extra, runs_root, dry_run)
     try:
         check_pretrained(cfg, profile)
     except LaunchError as err:

@@ -1,0 +1,97 @@
+"""Synthesised pre-trained checkpoints for the tiny profile's pre-training grid (no real weights on CPU).
+
+The paper's pre-training ablation loads ViT-B weights from three sources. The tiny profile cannot download them,
+so it writes a random tiny ViT in each source's *file format* and lets the backbone load it through the suite's
+own loader (``adapter.checkpoint``: format detection, key conversion, position-embedding resizing):
+
+* ``deit``: a DeiT/timm ``.pth`` ({'model': {cls_token, pos_embed with the class slot, patch_embed, blocks.N.*,
+  norm, head}}).
+* ``augreg``: a JAX AugReg ``.npz`` ('embedding/kernel' (p, p, 3, C), 'cls', 'Transformer/posembed_input/...',
+  'Transformer/encoderblock_N/...' with per-head query/key/value kernels, 'Transformer/encoder_norm', 'head').
+* ``uniperceiver``: not synthesised -- loading Uni-Perceiver weights needs a post-norm ViT
+  (``post_norm=True, embed_norm=True``), which ``ViTAdapter`` does not expose; that tiny cell trains from scratch
+  and its manifest says so.
+
+The weights are random (seeded), so the grid measures the loader path, not the value of pre-training.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FORMATS = ('deit', 'augreg')
+
+
+def _suite_vit_state(backbone_cfg: dict, seed: int) -> tuple[dict, int]:
+    """A freshly initialised suite ViT state dict for ``backbone_cfg`` and its head count."""
+    from adapter import build_backbone
+    cfg = {k: v for k, v in backbone_cfg.items() if k not in ('pretrained', 'init_cfg', 'type')}
+    torch.manual_seed(seed)
+    vit = build_backbone(dict(cfg, type='ViTBaseline')).vit
+    return {k: v.detach().clone() for k, v in vit.state_dict().items()}, vit.blocks[0].attn.num_heads
+
+
+def _timm(sd: dict, width: int) -> dict:
+    out = {k: v for k, v in sd.items() if k != 'pos_embed'}
+    out['cls_token'] = torch.randn(1, 1, width) * 0.02
+    out['pos_embed'] = torch.cat([torch.randn(1, 1, width) * 0.02, sd['pos_embed']], 1)  # class slot first
+    out['norm.weight'], out['norm.bias'] = torch.ones(width), torch.zeros(width)
+    out['head.weight'], out['head.bias'] = torch.randn(1000, width) * 0.02, torch.zeros(1000)
+    return {'model': out}
+
+
+def _augreg(sd: dict, width: int, heads: int) -> dict:
+    c, hd = width, width // heads
+    out = {'embedding/kernel': sd['patch_embed.proj.weight'].permute(2, 3, 1, 0),
+           'embedding/bias': sd['patch_embed.proj.bias'],
+           'cls': torch.zeros(1, 1, c),
+           'Transformer/posembed_input/pos_embedding': torch.cat([torch.zeros(1, 1, c), sd['pos_embed']], 1),
+           'Transformer/encoder_norm/scale': torch.ones(c), 'Transformer/encoder_norm/bias': torch.zeros(c),
+           'head/kernel': torch.zeros(c, 1000), 'head/bias': torch.zeros(1000)}
+    blocks = sorted({int(k.split('.')[1]) for k in sd if k.startswith('blocks.')})
+    for i in blocks:
+        p, b = f'Transformer/encoderblock_{i}/', f'blocks.{i}.'
+        a = p + 'MultiHeadDotProductAttention_1/'
+        q, k, v = sd[b + 'attn.qkv.weight'].chunk(3, 0)
+        qb, kb, vb = sd[b + 'attn.qkv.bias'].chunk(3, 0)
+        for name, w, bias in (('query', q, qb), ('key', k, kb), ('value', v, vb)):
+            out[a + f'{name}/kernel'] = w.t().reshape(c, heads, hd)
+            out[a + f'{name}/bias'] = bias.reshape(heads, hd)
+        out[a + 'out/kernel'] = sd[b + 'attn.proj.weight'].t().reshape(heads, hd, c)
+        out[a + 'out/bias'] = sd[b + 'attn.proj.bias']
+        for src, dst in (('LayerNorm_0', 'norm1'), ('LayerNorm_2', 'norm2')):
+            out[p + f'{src}/scale'], out[p + f'{src}/bias'] = sd[b + f'{dst}.weight'], sd[b + f'{dst}.bias']
+        for src, dst in (('Dense_0', 'fc1'), ('Dense_1', 'fc2')):
+            out[p + f'MlpBlock_3/{src}/kernel'] = sd[b + f'mlp.{dst}.weight'].t()
+            out[p + f'MlpBlock_3/{src}/bias'] = sd[b + f'mlp.{dst}.bias']
+    return out
+
+
+def synthesize(fmt: str, path: str | os.PathLike, backbone_cfg: dict, seed: int = 0) -> tuple[Path, dict]:
+    """Write a random tiny ViT checkpoint in ``fmt`` to ``path``.
+
+    Args:
+        fmt: 'deit' (.pth) or 'augreg' (.npz).
+        path: Output file (its suffix is set from the format).
+        backbone_cfg: The run's ``model.backbone`` config (arch, widths, pretrain_size).
+        seed: Seed of the random weights.
+
+    Returns:
+        (the file written, the suite-named ViT state dict it encodes) -- for round-trip checks.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f'cannot synthesise {fmt!r} checkpoints; formats: {FORMATS}')
+    sd, heads = _suite_vit_state(backbone_cfg, seed)
+    width = sd['pos_embed'].shape[-1]
+    path = Path(path).with_suffix('.pth' if fmt == 'deit' else '.npz')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + '.tmp' + path.suffix)
+    if fmt == 'deit':
+        torch.save(_timm(sd, width), tmp)
+    else:
+        np.savez(tmp, **{k: v.numpy().astype(np.float32) for k, v in _augreg(sd, width, heads).items()})
+    os.replace(tmp, path)
+    return path, sd
