@@ -2,7 +2,7 @@
 
 Deltas from the paper model: arch='tiny' (width 64), FPN/RPN 64 channels, RoI FC 128, mask head 64, fewer
 proposals and sampled RoIs (64 per image), GroupNorm in FPN and RoI heads (the usual practice for detectors trained
-from scratch; measured effect in experiments/README.md); batch 2 for 500 iterations (1,000 images = 2.5 passes over
+from scratch; measured effect in experiments/README.md); batch 2 for 400 iterations (800 images = 2 passes over
 the 400 training images) with lr steps at 8/12 and 11/12 of the run (the 1x shape); evaluation once, at the end.
 """
 _base_ = ['../maskrcnn_vit_adapter_S_1x.py']
@@ -55,7 +55,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
-max_iters = 500
+max_iters = 400
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=4e-4))  # from scratch on a small set: 4x the paper's lr
 param_scheduler = [

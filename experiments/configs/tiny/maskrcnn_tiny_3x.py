@@ -9,7 +9,7 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-max_iters = 1500  # 3 x the tiny 1x (500)
+max_iters = 1200  # 3 x the tiny 1x (400)
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=30),
