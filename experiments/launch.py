@@ -108,7 +108,9 @@ def build_config(spec: RunSpec, profile: str, extra: dict, runs_root: Path, dry_
         cfg.merge_from_dict({k: v for k, v in overrides.items() if k != 'model.backbone.pretrained'})
         path = None if dry_run else _synthetic_pretrained(fmt, cfg, runs_root / profile)
         overrides['model.backbone.pretrained'] = path
-        if path is None:
+        if dry_run:
+            pass
+        elif path is None:
             notes.append(f'no {fmt} checkpoint: loading this format needs a post-norm ViT that ViTAdapter does '
                          'not expose, so this tiny run trains from scratch (loader path not exercised)')
         else:
