@@ -173,13 +173,26 @@ def plot_training_curves(res: GridResult) -> Figure:
 def plot_results(res: GridResult, layout: Layout, sizes: dict | None = None) -> Figure:
     """Our results (mean, error bar = std over seeds) with the paper's values marked.
 
-    Bars for tables with categorical rows; a line over N for the N ablation. Only accuracy columns
-    (AP, mIoU) are plotted; failed/missing runs show no bar and are labelled.
+    Bars for tables with categorical rows; a line over N for the N ablation. Only the headline
+    accuracy columns (APb, APm, mIoU) are plotted; failed/missing runs show no bar and are labelled.
+    When our values are far below the paper's (tiny profile), a second panel shows ours alone.
     """
     df, _ = build_table(res, layout, sizes or {})
     cols = [c for c in layout.cols if c.metric in ('APb', 'APm', 'mIoU') and c.ours]  # headline metrics only
-    fig = new_figure(6.0 if layout.key == 'A2' else min(16.0, max(5.0, len(df) * (0.3 * len(cols) + 0.5) + 2)), 4.0)
-    ax = fig.add_subplot()
+    ours_max = np.nanmax([df[f'{c.name} ours'].max() for c in cols] + [0.0])
+    paper_min = np.nanmin([df[f'{c.name} paper'].min() for c in cols] + [np.inf])
+    zoom = 0 < ours_max < 0.25 * paper_min
+    w = 6.0 if layout.key == 'A2' else min(16.0, max(5.0, len(df) * (0.3 * len(cols) + 0.5) + 2))
+    fig = new_figure(w * (1.8 if zoom else 1), 4.0)
+    axes = fig.subplots(1, 2) if zoom else [fig.add_subplot()]
+    for k, ax in enumerate(axes):
+        _draw_results(ax, df, cols, layout, with_paper=(k == 0))
+        ax.set_title('ours vs paper' if k == 0 else 'ours only (zoomed)', fontsize=9)
+    _suptitle(fig, f'{layout.key} ({res.grid}): ours vs paper', res.profile)
+    return fig
+
+
+def _draw_results(ax, df, cols, layout: Layout, with_paper: bool) -> None:
     x = np.arange(len(df))
     width = 0.8 / max(len(cols), 1)
     for j, c in enumerate(cols):
@@ -190,7 +203,8 @@ def plot_results(res: GridResult, layout: Layout, sizes: dict | None = None) -> 
         if layout.key == 'A2':
             xs = [int(lbl.split('=')[1]) for lbl in df['Row']]
             ax.errorbar(xs, ours, yerr=std, marker='o', color=col, capsize=3, label=f'{c.name} ours')
-            ax.plot(xs, paper, ls='--', marker='x', color=col, label=f'{c.name} paper')
+            if with_paper:
+                ax.plot(xs, paper, ls='--', marker='x', color=col, label=f'{c.name} paper')
             for x_, n in zip(xs, df[f'{c.name} n']):
                 if n == 0 and j == 0:
                     ax.annotate('no finished run', (x_, 0), xycoords=('data', 'axes fraction'), xytext=(0, 4),
@@ -198,11 +212,13 @@ def plot_results(res: GridResult, layout: Layout, sizes: dict | None = None) -> 
             continue
         pos = x - 0.4 + width * (j + 0.5)
         ax.bar(pos, np.nan_to_num(ours), width, yerr=std, color=col, alpha=0.8, capsize=2, label=f'{c.name} ours')
-        ax.scatter(pos, paper, marker='_', s=400 * width, color='black', zorder=3, linewidths=2,
-                   label='paper' if j == 0 else None)
+        if with_paper:
+            ax.scatter(pos, paper, marker='_', s=400 * width, color='black', zorder=3, linewidths=2,
+                       label='paper' if j == 0 else None)
         for p_, o, n in zip(pos, ours, df[f'{c.name} n']):
             if n == 0:
-                ax.text(p_, 0.5, 'no run', rotation=90, ha='center', va='bottom', fontsize=7, color='gray')
+                ax.annotate('no run', (p_, 0), xycoords=('data', 'axes fraction'), xytext=(0, 4),
+                            textcoords='offset points', rotation=90, ha='center', fontsize=7, color='gray')
             elif not math.isnan(o):
                 ax.text(p_, o, f'{o:.1f}', ha='center', va='bottom', fontsize=6)
     if layout.key == 'A2':
@@ -213,8 +229,6 @@ def plot_results(res: GridResult, layout: Layout, sizes: dict | None = None) -> 
     ax.set_ylabel('percent')
     ax.grid(axis='y', alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    _suptitle(fig, f'{layout.key} ({res.grid}): ours vs paper', res.profile)
-    return fig
 
 
 # ---------------------------------------------------------------- from checkpoints
