@@ -197,3 +197,17 @@ def test_flops_option_backbone_only(tmp_path):
     assert math.isnan(rows.loc['CSwin', 'FLOPs (G) ours'])  # missing run
     md = (out / 'tiny' / 'attention' / 'table.md').read_text()
     assert "backbone GMACs at 64x64 (adapter.summary): backbone only, NOT the paper's whole-model FLOPs" in md
+
+
+def test_all_grids_with_runs(tmp_path, capsys):
+    from tests.analysis.fakeruns import seg_val_line, simple_det_run, train_line, write_run
+    root = tmp_path / 'runs'
+    simple_det_run(root, 'tiny', 'components', 'full', 0, 0.2)
+    write_run(root, 'tiny', 'main-seg', 'semfpn_vit_adapter_S', 0, task='seg',
+              starts=[[train_line(10, 1.0), seg_val_line(0, 30.0)]], final={'mIoU': 30.0, 'aAcc': 80.0})
+    out = tmp_path / 'out'
+    assert main(['all', '--runs-root', str(root), '--out', str(out)]) == 0
+    assert sorted(p.name for p in (out / 'tiny').iterdir()) == ['components', 'main-seg']
+    assert {p.name for p in (out / 'tiny' / 'main-seg').iterdir()} >= {'table.md', 'table_A4.md', 'table_A4.csv'}
+    t4 = (out / 'tiny' / 'main-seg' / 'table.md').read_text()
+    assert '| ViT-Adapter-S (IN-1K) | - | 31.9 | - | 30.0 | 46.1 | -16.1 |' in t4
