@@ -97,7 +97,7 @@ class ViTAdapter(nn.Module):
                  with_cp: bool = False, pretrained: Optional[str] = None, pretrain_size: Optional[int] = None,
                  img_size: Union[int, Tuple[int, int], None] = None, layer_scale: Union[bool, float] = False,
                  rel_pos_bias: bool = False, use_extra_extractor: bool = True, add_vit_feature: bool = True,
-                 interaction_indexes: Optional[List[List[int]]] = None, stripe_width: int = 7,
+                 interaction_indexes: Optional[List[List[int]]] = None, stripe_width: int = 2,
                  init_gamma: float = 0.0, freeze_vit: bool = False, baseline_up_norm: NormSpec = 'GN',
                  post_norm: bool = False, embed_norm: bool = False, **arch_overrides):
         super().__init__()

@@ -31,7 +31,7 @@ class Injector(nn.Module):
 
     def __init__(self, dim: int, n_heads: int = 6, n_levels: int = 3, attn_type: str = 'deformable',
                  n_points: int = 4, ratio: float = 1.0, init_gamma: float = 0.0, token_norm: NormSpec = 'LN',
-                 stripe_width: int = 7):
+                 stripe_width: int = 2):
         super().__init__()
         self.query_norm = get_token_norm(token_norm, dim)
         self.feat_norm = get_token_norm(token_norm, dim)

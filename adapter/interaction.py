@@ -59,7 +59,7 @@ class InteractionBlock(nn.Module):
 
     def __init__(self, dim: int, n_heads: int = 6, inject: Optional[str] = 'attn', extract: bool = True,
                  attn_type: str = 'deformable', n_points: int = 4, ratio: float = 1.0, cffn_ratio: float = 0.25,
-                 drop_path: float = 0.0, init_gamma: float = 0.0, stripe_width: int = 7, with_cp: bool = False):
+                 drop_path: float = 0.0, init_gamma: float = 0.0, stripe_width: int = 2, with_cp: bool = False):
         super().__init__()
         self.with_cp = with_cp
         if inject == 'attn':
