@@ -130,7 +130,8 @@ def main(argv=None) -> None:
     from .backbone import ViTAdapter
     backend = os.environ.get('VIT_ADAPTER_MSDA_BACKEND', 'auto')
     print(f'CPU, {args.threads or torch.get_num_threads()} threads, input {args.batch}x3x{args.size}x{args.size}, '
-          f'MSDeformAttn backend {backend}; median of {args.iters}; peak = resident memory of the first full-size run above the level before it')
+          f'MSDeformAttn backend {backend}; median of {args.iters}; peak = resident memory of the first full-size '
+          'run above the level before it')
     print('| arch | GMACs ViT / adapter (ratio) | fwd s ViT / adapter (ratio) | fwd+bwd s ViT / adapter (ratio) | '
           'peak MB fwd+bwd ViT / adapter | time ratio / FLOP ratio (fwd, fwd+bwd) |')
     print('|---|---|---|---|---|---|')

@@ -2,15 +2,16 @@
 
 Parameters: backbone, adapter alone (backbone minus its ViT), and full mmdet Mask R-CNN / mmseg UperNet /
 Semantic FPN models (built through the registries with the shims, on the meta device: real modules, no
-memory). FLOPs: multiply-accumulates (the convention of mmcv / fvcore "FLOPs") of the backbone forward at
-a given input size, counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, convs, transposed convs,
-SDPA incl. the CPU flash kernel; divided by 2) plus the deformable sampling, which it cannot see: 5 * D MACs per sampled point (4 bilinear corners + the
-attention weight) per query, head, level and point. Norms, activations, softmax and resizes are not counted.
+memory). FLOPs: multiply-accumulates (the convention of mmcv / fvcore "FLOPs") of a forward at a given input
+size, counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, convs, transposed convs, SDPA incl. the
+CPU flash kernel; divided by 2) plus the deformable sampling, which it cannot see: 5 * D MACs per sampled point
+(4 bilinear corners + the attention weight) per query, head, level and point. Norms, activations, softmax and
+resizes are not counted. With this counter the Semantic FPN FLOPs of Table A4 are reproduced exactly.
 
 mmdet / mmseg / mmengine are imported lazily inside functions (the rest of ``adapter`` never imports them).
 
 Usage:
-    python -m adapter.summary [--size 512] [--flops-size 512] [--no-flops]
+    python -m adapter.summary [--flops-size H W] [--no-flops]
 """
 from __future__ import annotations
 

@@ -55,8 +55,9 @@ def test_augreg_timm_pth_and_pos_embed_resize(tmp_path):
     model = _vit()
     rep = load_pretrained(model, str(path))
     assert rep.format == 'timm' and not rep.missing and any('resized 8x8 -> 4x4' in n for n in rep.notes)
-    expected = torch.nn.functional.interpolate(ref.pos_embed.reshape(1, 8, 8, C).permute(0, 3, 1, 2), size=(4, 4),
-                                               mode='bicubic', align_corners=False).permute(0, 2, 3, 1).reshape(1, 16, C)
+    grid = ref.pos_embed.reshape(1, 8, 8, C).permute(0, 3, 1, 2)
+    expected = torch.nn.functional.interpolate(grid, size=(4, 4), mode='bicubic', align_corners=False)
+    expected = expected.permute(0, 2, 3, 1).reshape(1, 16, C)
     torch.testing.assert_close(model.pos_embed, expected)
     torch.testing.assert_close(model.blocks[1].mlp.fc2.weight, ref.blocks[1].mlp.fc2.weight)
 

@@ -42,7 +42,8 @@ def test_official_names_are_the_documented_ones():
                 'backbone.interactions.0.injector.query_norm.weight',
                 'backbone.interactions.0.injector.attn.sampling_offsets.weight',
                 'backbone.interactions.1.extractor.ffn.dwconv.dwconv.weight',
-                'backbone.interactions.1.extractor.ffn_norm.weight', 'backbone.interactions.3.extra_extractors.1.ffn.fc2.bias',
+                'backbone.interactions.1.extractor.ffn_norm.weight',
+                'backbone.interactions.3.extra_extractors.1.ffn.fc2.bias',
                 'backbone.up.weight', 'backbone.norm4.running_mean', 'backbone.blocks.11.attn.qkv.weight',
                 'backbone.patch_embed.proj.weight', 'backbone.pos_embed'):
         assert key in sd, key
