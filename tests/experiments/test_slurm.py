@@ -150,7 +150,13 @@ def test_two_slurm_tasks_match_one(slurm, tmp_path, synthetic_data):
     w1, w2 = _weights(dirs['one']), _weights(dirs['two'])
     w2 = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in w2.items()}
     assert w1.keys() == w2.keys()
-    worst = max(((w1[k].float() - w2[k].float()).abs().max().item(), k) for k in w1 if w1[k].is_floating_point())
-    assert worst[0] < 1e-4, f'largest weight difference {worst[0]:.3g} in {worst[1]}'
+    keys = [k for k in w1 if w1[k].is_floating_point()]
+    diff = sum(((w1[k].double() - w2[k].double()) ** 2).sum() for k in keys).sqrt()
+    rel = (diff / sum((w1[k].double() ** 2).sum() for k in keys).sqrt()).item()
+    # Same math, different float summation order; Adam turns rounding noise on near-zero gradients into updates
+    # of up to lr per step, so single weights may differ by ~1e-4 while the whole model agrees to ~1e-5..1e-4
+    # (measured: 6e-5). Negative control: one task at batch 2 vs batch 4 -- what unaveraged ranks would give --
+    # differs by 8e-3.
+    assert rel < 1e-3, f'relative L2 difference of the weights {rel:.3g}'
     m1, m2 = _metrics(dirs['one']), _metrics(dirs['two'])
     assert abs(m1['mIoU'] - m2['mIoU']) < 1e-6 * 100 + 0.5  # percent; near-identical weights, same val set
