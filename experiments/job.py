@@ -106,6 +106,8 @@ def _train(run_dir: Path, cfg_file: Path, distributed: bool) -> dict:
 
     patch_mmengine()
     trust_dir(run_dir)
+    if torch.cuda.is_available():  # deterministic cuBLAS needs this before the first CUDA matmul
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     cfg = Config.fromfile(str(cfg_file))
     cfg.work_dir = str(run_dir)
     cfg.resume = rd.last_checkpoint(run_dir) is not None
@@ -116,6 +118,11 @@ def _train(run_dir: Path, cfg_file: Path, distributed: bool) -> dict:
         cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel', broadcast_buffers=False,
                                      find_unused_parameters=cfg.get('find_unused_parameters', True))
     runner = Runner.from_cfg(cfg)
+    if torch.cuda.is_available() and cfg.get('randomness', {}).get('deterministic'):
+        # mmengine turns on torch.use_deterministic_algorithms(True); some CUDA backward ops (bilinear upsampling
+        # in the seg heads) have no deterministic kernel and would raise. Keep determinism where it exists, warn
+        # elsewhere (GPU runs are reproducible up to those ops; CPU runs are bitwise reproducible).
+        torch.use_deterministic_algorithms(True, warn_only=True)
     runner.train()
     hook = next((h for h in runner.hooks if isinstance(h, _hooks.FinalMetricsHook)), None)
     if hook is None:
