@@ -21,12 +21,13 @@ except m.PackageNotFoundError: sys.exit(1)
 PYEOF
 }
 
-say "build tools (setuptools<70: mmcv's setup imports pkg_resources)"
-$PIP install -q "setuptools<70" wheel ninja
+say "build tools"
+$PIP install -q "setuptools>=77.0.3,<81" wheel ninja
 
 if [ "${CUDA:-0}" = "1" ]; then
   say "CUDA install: torch==$TORCH_VERSION from the CUDA index of your site (set PIP_INDEX_URL if needed)"
   have torch $TORCH_VERSION || $PIP install "torch==$TORCH_VERSION"
+  $PIP install -q "setuptools<70"
   say "building mmcv==$MMCV_VERSION with CUDA ops (MMCV_WITH_OPS=1 FORCE_CUDA=1; about 20-40 min)"
   have mmcv $MMCV_VERSION || MMCV_WITH_OPS=1 FORCE_CUDA=1 $PIP install --no-build-isolation --no-binary mmcv "mmcv==$MMCV_VERSION"
 else
@@ -44,6 +45,9 @@ else
       $PIP install -q addict numpy packaging Pillow pyyaml yapf opencv-python
     else
       say "no mmcv wheel in WHEELHOUSE=$WHEELHOUSE: building mmcv==$MMCV_VERSION with ops from source (about 16 min on 2 cores)"
+      # mmcv 2.1's setup.py needs setuptools<70 (pkg_resources API); the requirements step below restores
+      # the version torch asks for.
+      $PIP install -q "setuptools<70"
       MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} $PIP install --no-build-isolation "mmcv==$MMCV_VERSION"
     fi
   fi
