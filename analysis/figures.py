@@ -24,9 +24,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from analysis import features as F
-from analysis.collect import GRIDS, AnalysisError, GridResult, RunRecord, collect_grid, print_warnings, runs_root
+from analysis.collect import GRIDS, AnalysisError, GridResult, RunRecord, collect_grid, print_warnings
 from analysis.layouts import LAYOUTS, Layout
-from analysis.tables import RESULTS_DIR, build_table, grids_with_runs, profile_banner
+from analysis.tables import RESULTS_DIR, build_table, profile_banner, select_grids
 
 #: Preferred (ViT baseline, ViT-Adapter) run pair per grid for the feature pictures.
 BASELINE_PAIRS = {
@@ -317,17 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--no-features', action='store_true', help='skip the checkpoint-based figures')
     args = ap.parse_args(argv)
     try:
-        root = runs_root(args.runs_root)
-        if not root.is_dir():
-            raise AnalysisError(f'runs root {root} does not exist; pass --runs-root DIR or set RUNS_ROOT')
-        if args.grid == 'all':
-            grids = grids_with_runs(root, args.profile)
-            if not grids:
-                raise AnalysisError(f'no grid has runs under {root / args.profile}')
-        elif args.grid not in GRIDS:
-            raise AnalysisError(f'unknown grid {args.grid!r}; known grids: {", ".join(GRIDS)} (or "all")')
-        else:
-            grids = [args.grid]
+        root, grids = select_grids(args.grid, args.profile, args.runs_root)
         out_root = Path(args.out) if args.out else RESULTS_DIR
         for g in grids:
             res = collect_grid(g, args.profile, root)

@@ -341,6 +341,22 @@ def grids_with_runs(root: Path, profile: str) -> list[str]:
     return [g for g in GRIDS if (root / profile / g).is_dir()]
 
 
+def select_grids(grid: str, profile: str, runs_root_arg: str | None) -> tuple[Path, list[str]]:
+    """The runs root and the grids a CLI call names (``'all'``: every grid with runs), or a clear error."""
+    root = runs_root(runs_root_arg)
+    if not root.is_dir():
+        raise AnalysisError(f'runs root {root} does not exist; pass --runs-root DIR or set RUNS_ROOT')
+    if grid == 'all':
+        grids = grids_with_runs(root, profile)
+        if not grids:
+            raise AnalysisError(f'no grid has runs under {root / profile}; run a grid first '
+                                f'(e.g. make ablation-N PROFILE={profile})')
+        return root, grids
+    if grid not in GRIDS:
+        raise AnalysisError(f'unknown grid {grid!r}; known grids: {", ".join(GRIDS)} (or "all")')
+    return root, [grid]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog='python -m analysis.tables', description=__doc__.split('\n\n')[0])
     ap.add_argument('grid', help=f'grid name ({", ".join(GRIDS)}) or "all" (every grid with runs)')
@@ -356,18 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                          'runs recorded none (backbone only: no Δ to the paper\'s whole-model FLOPs)')
     args = ap.parse_args(argv)
     try:
-        root = runs_root(args.runs_root)
-        if not root.is_dir():
-            raise AnalysisError(f'runs root {root} does not exist; pass --runs-root DIR or set RUNS_ROOT')
-        if args.grid == 'all':
-            grids = grids_with_runs(root, args.profile)
-            if not grids:
-                raise AnalysisError(f'no grid has runs under {root / args.profile}; run a grid first '
-                                    f'(e.g. make ablation-N PROFILE={args.profile})')
-        elif args.grid not in GRIDS:
-            raise AnalysisError(f'unknown grid {args.grid!r}; known grids: {", ".join(GRIDS)} (or "all")')
-        else:
-            grids = [args.grid]
+        root, grids = select_grids(args.grid, args.profile, args.runs_root)
         seeds = None
         if args.seeds:
             seeds = [int(s) for s in args.seeds.split(',')] if ',' in args.seeds else int(args.seeds)
