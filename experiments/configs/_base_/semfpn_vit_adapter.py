@@ -3,27 +3,12 @@
 Schedule as in PVT's Semantic FPN recipe that the paper follows (AdamW lr 1e-4, poly 0.9), 80k iterations at
 batch 16; the paper's tables give only "80k", the remaining values are that recipe's.
 """
-_base_ = ['./ade20k.py', './seg_runtime.py']
+_base_ = ['./ade20k_vit_adapter.py']
 
 vit_width = 384  # ViT-S
 num_classes = 150
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
-    type='EncoderDecoder',
-    data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=(512, 512)),
-    backbone=dict(
-        type='ViTAdapter',
-        arch='S',
-        n_interactions=4,
-        variant='full',
-        attn_type='deformable',
-        window_attn=False,
-        norm='SyncBN',
-        drop_path_rate=0.2,
-        pretrained='pretrained/deit_small_patch16_224-cd65a155.pth',
-        pretrain_size=224,
-        img_size=512),
     neck=dict(type='FPN', in_channels=[vit_width] * 4, out_channels=256, num_outs=4),
     decode_head=dict(
         type='FPNHead',
@@ -36,7 +21,6 @@ model = dict(
         norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-    train_cfg=dict(),
     test_cfg=dict(mode='whole'))
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -46,5 +30,3 @@ optim_wrapper = dict(
 max_iters = 80000
 param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0.0, by_epoch=False, begin=0, end=max_iters)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=8000)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')

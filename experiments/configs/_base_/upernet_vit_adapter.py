@@ -1,26 +1,11 @@
 """UperNet with a ViT-Adapter-S backbone on ADE20K, 160k iterations (the paper's segmentation recipe)."""
-_base_ = ['./ade20k.py', './seg_runtime.py']
+_base_ = ['./ade20k_vit_adapter.py']
 
 vit_width = 384  # ViT-S
 vit_depth = 12
 num_classes = 150
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
-    type='EncoderDecoder',
-    data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=(512, 512)),
-    backbone=dict(
-        type='ViTAdapter',
-        arch='S',
-        n_interactions=4,
-        variant='full',
-        attn_type='deformable',
-        window_attn=False,
-        norm='SyncBN',
-        drop_path_rate=0.2,
-        pretrained='pretrained/deit_small_patch16_224-cd65a155.pth',
-        pretrain_size=224,
-        img_size=512),
     decode_head=dict(
         type='UPerHead',
         in_channels=[vit_width] * 4,
@@ -44,7 +29,6 @@ model = dict(
         norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
-    train_cfg=dict(),
     test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
 
 # AdamW lr 1e-4, wd 0.05, layer-wise lr decay 0.95 over the ViT blocks (experiments/optim.py).
@@ -59,5 +43,3 @@ param_scheduler = [
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=1500, end=max_iters),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=16000)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
