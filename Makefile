@@ -37,15 +37,11 @@ test: install
 	@rc=0; $(PY) -m pytest -q -ra --durations=15 tests $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
 
-ablation-N ablation-components ablation-attention ablation-pretrain: install
+# Each grid target runs its grid, then its tables and figures. Grid name: the target without 'ablation-'.
+ablation-N ablation-components ablation-attention ablation-pretrain main-det main-seg: install
 	$(PY) -m experiments.launch $(subst ablation-,,$@) --profile $(PROFILE) --cluster $(CLUSTER) --seeds $(SEEDS) $(LAUNCH_ARGS)
 	$(PY) -m analysis.tables $(subst ablation-,,$@) --profile $(PROFILE)
 	$(PY) -m analysis.figures $(subst ablation-,,$@) --profile $(PROFILE)
-
-main-det main-seg: install
-	$(PY) -m experiments.launch $@ --profile $(PROFILE) --cluster $(CLUSTER) --seeds $(SEEDS) $(LAUNCH_ARGS)
-	$(PY) -m analysis.tables $@ --profile $(PROFILE)
-	$(PY) -m analysis.figures $@ --profile $(PROFILE)
 
 tables: install
 	$(PY) -m analysis.tables all --profile $(PROFILE)
