@@ -24,6 +24,7 @@ Usage::
     python -m ops.bench --device cuda         # every backend available on the GPU
     python -m ops.bench --sizes 512 --batches 1 --repeats 3
     python -m ops.bench --readme              # also refresh the table in ops/README.md
+    python -m ops.bench --malloc default      # glibc's default allocator (see ops/allocator.py)
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from . import functions
+from . import allocator, functions
 from .functions import ms_deform_attn
 
 HEADS, CHANNELS, POINTS = 6, 64, 4
@@ -218,7 +219,7 @@ def _header(device: str, threads: int, bw: float, repeats: int) -> str:
             f'{torch.__version__}, device {device} ({name}), {threads} threads, median of >= {repeats} runs (fast calls: enough runs to fill 0.5 s, at most 50); '
             f'measured copy bandwidth {bw / 1e9:.1f} GB/s (256 MiB copy, read+write). '
             f'Times: median (min). Ratios use medians. Floor = bytes if every tensor crosses DRAM once per '
-            f'pass / copy bandwidth.')
+            f'pass / copy bandwidth. Allocator: {allocator.describe()}.')
 
 
 def _save(rows: list[dict], header: str, device: str, out_dir: Path) -> Path:
@@ -265,7 +266,12 @@ def main(argv=None) -> None:
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--no-save', action='store_true')
     parser.add_argument('--readme', action='store_true', help='also put the table into ops/README.md')
+    parser.add_argument('--malloc', choices=['tuned', 'default'], default='tuned',
+                        help='tuned (default): ops.allocator.tune_glibc_malloc(), so large outputs reuse memory '
+                             'instead of page-faulting fresh mmap regions; default: glibc as it comes')
     args = parser.parse_args(argv)
+    if args.malloc == 'tuned':
+        allocator.tune_glibc_malloc()
     print('| call | input | batch | backend | fwd ms (min) | fwd vs ref | fwd x floor | fwd+bwd ms (min) | fwd+bwd vs ref | '
           'fwd+bwd x floor | fwd GB/s | fwd+bwd GB/s |')
     run(args.device, tuple(args.sizes), tuple(args.batches), args.repeats, args.threads, tuple(args.calls),

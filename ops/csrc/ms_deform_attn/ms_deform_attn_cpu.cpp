@@ -11,10 +11,14 @@
 //               column slice of head m of batch n, and the location/weight gradients of that level, and
 //               walks the queries in a fixed order. No two threads write the same value, no atomics, and
 //               the summation order does not depend on the thread count: the backward is bitwise
-//               deterministic (and identical for any number of threads). The task first copies its
-//               (H*W, D) value slice into a dense, 64-byte aligned buffer and accumulates the value
-//               gradient in a second one, so neighbouring pixels are neighbouring rows (cache friendly,
-//               reduced precision converted once); the gradient slice is written out at the end.
+//               deterministic (and identical for any number of threads).
+//               float32/float64: the task reads value and accumulates into grad_value in place; each
+//               gradient row is zeroed on its first touch (one byte per row records it), so it is written
+//               while hot in cache instead of in a separate zeroing pass. float16/bfloat16: the task works on
+//               dense float32 copies of its slice and converts once at the end.
+//               The per-query streams of one task (locations, weights, grad_output and the two small
+//               gradients) are strided by heads x levels; they are prefetched a few queries ahead (about
+//               10% on the 1024x1024 ViT-Adapter-S calls, measured on a 2-core Zen 4).
 #include "ms_deform_attn.h"
 
 #include <ATen/Dispatch.h>
@@ -156,18 +160,25 @@ void forward_impl(const scalar_t* __restrict__ value, const int64_t* shapes, con
   });
 }
 
-// gvalue has the layout of value but dtype coord_t (exact accumulation for reduced-precision values).
+// Backward. One task per (n, head, level) owns that slice of grad_value and the location/weight gradients
+// of that level's points, and walks the queries in order: deterministic without atomics.
+// When scalar_t == coord_t (float32, float64) the task reads value and accumulates into grad_value in place
+// (row stride M*D); for float16/bfloat16 it works on dense coord_t copies of the slice (row stride D).
+// Gradient rows are zeroed lazily on first touch (a byte per row), so each row is written once, while it is
+// hot in cache, instead of a separate zeroing pass; rows no query touched are zeroed at the end.
 template <typename scalar_t, typename coord_t, int kD>
 void backward_impl(const scalar_t* __restrict__ gout, const scalar_t* __restrict__ value, const int64_t* shapes,
                    const int64_t* starts, const coord_t* __restrict__ loc, const coord_t* __restrict__ attn,
                    scalar_t* __restrict__ gvalue, coord_t* __restrict__ gloc, coord_t* __restrict__ gattn,
                    const MsdaSizes& z) {
+  constexpr bool kDirect = std::is_same_v<scalar_t, coord_t>;
   const int64_t N = z.N, S = z.S, M = z.M, D = kD > 0 ? kD : z.D, Lq = z.Lq, L = z.L, P = z.P;
   const int64_t rs = M * D;
+  const int64_t qstride = M * L;  // (head, level) blocks of P points between two consecutive queries
   at::parallel_for(0, N * M * L, 1, [&](int64_t begin, int64_t end) {
-    // The (H*W, D) slice buffers persist per thread (no page faults on every call); they grow to the
-    // largest level seen: 2 * H * W * D * sizeof(coord_t) bytes per thread.
+    // Per-thread buffers persist between calls (no page faults per call).
     static thread_local AlignedBuffer<coord_t> v_buf, gv_buf;
+    static thread_local std::vector<uint8_t> touched;
     AlignedBuffer<coord_t> g_buf;
     g_buf.resize(D);
     coord_t* __restrict__ g = g_buf.data();
@@ -175,39 +186,73 @@ void backward_impl(const scalar_t* __restrict__ gout, const scalar_t* __restrict
     for (int64_t task = begin; task < end; ++task) {
       const int64_t l = task % L, m = (task / L) % M, n = task / (L * M);
       const int64_t H = shapes[2 * l], W = shapes[2 * l + 1], HW = H * W;
-      // Gather this (n, level, head) slice into dense (H*W, D) buffers: neighbouring pixels become
-      // neighbouring rows, so the scattered corner accesses stay in cache and prefetch well.
-      const scalar_t* src = value + (n * S + starts[l]) * rs + m * D;
-      v_buf.resize(HW * D);
-      gv_buf.assign_zero(HW * D);
-      for (int64_t r = 0; r < HW; ++r) {
+      const int64_t off = (n * S + starts[l]) * rs + m * D;
+      const scalar_t* src = value + off;
+      scalar_t* dst = gvalue + off;
+      const coord_t* vl;
+      coord_t* gvl;
+      int64_t vs;  // row stride of vl / gvl
+      if constexpr (kDirect) {
+        vl = src;
+        gvl = dst;
+        vs = rs;
+      } else {
+        v_buf.resize(HW * D);
+        gv_buf.resize(HW * D);
+        for (int64_t r = 0; r < HW; ++r) {
 #pragma omp simd
-        for (int64_t d = 0; d < D; ++d) v_buf.data()[r * D + d] = static_cast<coord_t>(src[r * rs + d]);
+          for (int64_t d = 0; d < D; ++d) v_buf.data()[r * D + d] = static_cast<coord_t>(src[r * rs + d]);
+        }
+        vl = v_buf.data();
+        gvl = gv_buf.data();
+        vs = D;
       }
-      const coord_t* vl = v_buf.data();
-      coord_t* gvl = gv_buf.data();
+      touched.assign(HW, 0);
+      uint8_t* __restrict__ tch = touched.data();
+      auto row = [&](int64_t r) -> coord_t* {
+        coord_t* p = gvl + r * vs;
+        if (!tch[r]) {
+          tch[r] = 1;
+#pragma omp simd
+          for (int64_t d = 0; d < D; ++d) p[d] = coord_t(0);
+        }
+        return p;
+      };
+      const int64_t base = ((n * Lq) * M + m) * L + l;  // (n, q=0, m, l) in units of P points
       for (int64_t q = 0; q < Lq; ++q) {
-        const int64_t qm = (n * Lq + q) * M + m;
-        const coord_t* lp = loc + qm * L * P * 2;
-        const coord_t* ap = attn + qm * L * P;
-        const scalar_t* go = gout + qm * D;
+        const int64_t qml = base + q * qstride;
+        const coord_t* lp = loc + qml * P * 2;
+        const coord_t* ap = attn + qml * P;
+        const scalar_t* go = gout + ((n * Lq + q) * M + m) * D;
+        if (q + 4 < Lq) {
+          __builtin_prefetch(lp + 4 * qstride * P * 2);
+          __builtin_prefetch(ap + 4 * qstride * P);
+          for (int64_t b = 0; b < D; b += 64 / int64_t(sizeof(scalar_t))) __builtin_prefetch(go + 4 * rs + b);
+          __builtin_prefetch(gloc + (qml + 4 * qstride) * P * 2, 1);
+          __builtin_prefetch(gattn + (qml + 4 * qstride) * P, 1);
+        }
+        coord_t* glp = gloc + qml * P * 2;
+        coord_t* gap = gattn + qml * P;
 #pragma omp simd
         for (int64_t d = 0; d < D; ++d) g[d] = static_cast<coord_t>(go[d]);
         for (int64_t p = 0; p < P; ++p) {
-          const int64_t i = l * P + p;
-          // Outputs were zero-initialised: points fully outside keep zero gradients.
-          if (!footprint<coord_t>(lp[2 * i], lp[2 * i + 1], H, W, f)) continue;
-          const coord_t a = ap[i];
+          if (!footprint<coord_t>(lp[2 * p], lp[2 * p + 1], H, W, f)) {
+            gap[p] = coord_t(0);
+            glp[2 * p] = coord_t(0);
+            glp[2 * p + 1] = coord_t(0);
+            continue;
+          }
+          const coord_t a = ap[p];
           coord_t s[4] = {0, 0, 0, 0};  // s[c] = <grad_out, value at corner c>
           if (f.all_ok) {  // common case: one fused pass over D for the four corners
-            const coord_t* __restrict__ v0 = vl + f.row[0] * D;
-            const coord_t* __restrict__ v1 = vl + f.row[1] * D;
-            const coord_t* __restrict__ v2 = vl + f.row[2] * D;
-            const coord_t* __restrict__ v3 = vl + f.row[3] * D;
-            coord_t* __restrict__ g0 = gvl + f.row[0] * D;
-            coord_t* __restrict__ g1 = gvl + f.row[1] * D;
-            coord_t* __restrict__ g2 = gvl + f.row[2] * D;
-            coord_t* __restrict__ g3 = gvl + f.row[3] * D;
+            const coord_t* __restrict__ v0 = vl + f.row[0] * vs;
+            const coord_t* __restrict__ v1 = vl + f.row[1] * vs;
+            const coord_t* __restrict__ v2 = vl + f.row[2] * vs;
+            const coord_t* __restrict__ v3 = vl + f.row[3] * vs;
+            coord_t* __restrict__ g0 = row(f.row[0]);
+            coord_t* __restrict__ g1 = row(f.row[1]);
+            coord_t* __restrict__ g2 = row(f.row[2]);
+            coord_t* __restrict__ g3 = row(f.row[3]);
             const coord_t w0 = a * f.bw[0], w1 = a * f.bw[1], w2 = a * f.bw[2], w3 = a * f.bw[3];
             coord_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
@@ -229,8 +274,8 @@ void backward_impl(const scalar_t* __restrict__ gout, const scalar_t* __restrict
           } else {
             for (int c = 0; c < 4; ++c) {
               if (!f.ok[c]) continue;
-              const coord_t* __restrict__ v = vl + f.row[c] * D;
-              coord_t* __restrict__ gv = gvl + f.row[c] * D;
+              const coord_t* __restrict__ v = vl + f.row[c] * vs;
+              coord_t* __restrict__ gv = row(f.row[c]);
               const coord_t w = a * f.bw[c];
               coord_t dot = 0;
 #pragma omp simd reduction(+ : dot)
@@ -242,18 +287,31 @@ void backward_impl(const scalar_t* __restrict__ gout, const scalar_t* __restrict
             }
           }
           const coord_t hh = coord_t(1) - f.lh, hw = coord_t(1) - f.lw;
-          gattn[qm * L * P + i] = f.bw[0] * s[0] + f.bw[1] * s[1] + f.bw[2] * s[2] + f.bw[3] * s[3];
+          gap[p] = f.bw[0] * s[0] + f.bw[1] * s[1] + f.bw[2] * s[2] + f.bw[3] * s[3];
           // d(sample)/d(w_im) and d(sample)/d(h_im); w_im = x * W - 0.5, h_im = y * H - 0.5.
           const coord_t dw = -hh * s[0] + hh * s[1] - f.lh * s[2] + f.lh * s[3];
           const coord_t dh = -hw * s[0] - f.lw * s[1] + hw * s[2] + f.lw * s[3];
-          gloc[(qm * L * P + i) * 2] = a * dw * static_cast<coord_t>(W);
-          gloc[(qm * L * P + i) * 2 + 1] = a * dh * static_cast<coord_t>(H);
+          glp[2 * p] = a * dw * static_cast<coord_t>(W);
+          glp[2 * p + 1] = a * dh * static_cast<coord_t>(H);
         }
       }
-      scalar_t* dst = gvalue + (n * S + starts[l]) * rs + m * D;
-      for (int64_t r = 0; r < HW; ++r) {
+      if constexpr (kDirect) {
+        for (int64_t r = 0; r < HW; ++r) {
+          if (tch[r]) continue;
 #pragma omp simd
-        for (int64_t d = 0; d < D; ++d) dst[r * rs + d] = static_cast<scalar_t>(gv_buf.data()[r * D + d]);
+          for (int64_t d = 0; d < D; ++d) dst[r * rs + d] = scalar_t(0);
+        }
+      } else {
+        for (int64_t r = 0; r < HW; ++r) {
+          const coord_t* gr = gv_buf.data() + r * D;
+          if (tch[r]) {
+#pragma omp simd
+            for (int64_t d = 0; d < D; ++d) dst[r * rs + d] = static_cast<scalar_t>(gr[d]);
+          } else {
+#pragma omp simd
+            for (int64_t d = 0; d < D; ++d) dst[r * rs + d] = scalar_t(0);
+          }
+        }
       }
     }
   });
@@ -330,8 +388,8 @@ std::vector<at::Tensor> ms_deform_attn_backward_cpu(const at::Tensor& grad_outpu
   const auto coord = sampling_locations.scalar_type();
   // Every element is written exactly once (each (n, level, head) slice by the task that owns it).
   auto grad_value = at::empty(value.sizes(), value.options());
-  auto grad_loc = at::zeros_like(sampling_locations);
-  auto grad_attn = at::zeros_like(attention_weights);
+  auto grad_loc = at::empty_like(sampling_locations);
+  auto grad_attn = at::empty_like(attention_weights);
   if (grad_output.numel() > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::ScalarType::Half, at::ScalarType::BFloat16, value.scalar_type(), "ms_deform_attn_backward_cpu", [&] {
