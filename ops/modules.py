@@ -13,6 +13,20 @@ from torch import nn
 from .functions import ms_deform_attn
 
 
+def _softmax_last(x: torch.Tensor) -> torch.Tensor:
+    """``x.softmax(-1)`` over the short (levels x points) axis of the attention logits.
+
+    On CPU in float32/float64 it is written out (max, exp, sum, divide): ATen's CPU softmax runs a scalar loop
+    per row when the row is this short, and the four vectorised ops are 4.5x faster forward and 1.3-1.9x
+    forward+backward (a (1, 5376, 6, 4) extractor call: 0.29 vs 1.29 ms). Elsewhere (CUDA: one fused kernel;
+    reduced precision: ATen accumulates in float32) the built-in softmax is used.
+    """
+    if x.device.type != 'cpu' or x.dtype not in (torch.float32, torch.float64):
+        return x.softmax(-1)
+    e = (x - x.amax(-1, keepdim=True).detach()).exp()  # the shift cancels in the gradient: no need to track it
+    return e / e.sum(-1, keepdim=True)
+
+
 class MSDeformAttn(nn.Module):
     """Multi-scale deformable attention.
 
@@ -85,7 +99,7 @@ class MSDeformAttn(nn.Module):
         value = value.view(n, s, self.n_heads, -1)
         offsets = self.sampling_offsets(query).view(n, lq, self.n_heads, self.n_levels, self.n_points, 2)
         weights = self.attention_weights(query).view(n, lq, self.n_heads, self.n_levels * self.n_points)
-        weights = weights.softmax(-1).view(n, lq, self.n_heads, self.n_levels, self.n_points)
+        weights = _softmax_last(weights).view(n, lq, self.n_heads, self.n_levels, self.n_points)
         if reference_points.shape[-1] == 2:
             normalizer = torch.stack([shapes[..., 1], shapes[..., 0]], -1).to(offsets.dtype)
             locations = (reference_points[:, :, None, :, None, :]
