@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import List
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .norm import NormSpec, get_act, get_norm
@@ -50,8 +51,37 @@ class SpatialPriorModule(nn.Module):
         and ``flatten(2).transpose(1, 2)`` of a channels-last map is the (B, HW, C) token layout without a copy.
         """
         x = x.contiguous(memory_format=torch.channels_last)
-        c1 = self.stem(x)
-        c2 = self.conv2(c1)
-        c3 = self.conv3(c2)
-        c4 = self.conv4(c3)
+        c1 = _run(self.stem, x)
+        c2 = _run(self.conv2, c1)
+        c3 = _run(self.conv3, c2)
+        c4 = _run(self.conv4, c3)
         return [self.fc1(c1), self.fc2(c2), self.fc3(c3), self.fc4(c4)]
+
+
+def _run(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``seq(x)``; at inference (no grad) a Conv2d followed by a BatchNorm in eval mode runs as one conv with
+    the norm folded into its weight and bias (w * g / sqrt(var + eps), b' = beta + (b - mean) * g / sqrt(...)),
+    which skips one full pass over the map (the stem's maps are the largest in the model)."""
+    if torch.is_grad_enabled():
+        return seq(x)
+    mods = list(seq)
+    i = 0
+    while i < len(mods):
+        m = mods[i]
+        nxt = mods[i + 1] if i + 1 < len(mods) else None
+        if isinstance(m, nn.Conv2d) and _foldable(nxt):
+            scale = nxt.weight * torch.rsqrt(nxt.running_var + nxt.eps)
+            bias = m.bias if m.bias is not None else torch.zeros_like(nxt.running_mean)
+            w = m.weight * scale.view(-1, 1, 1, 1)
+            b = nxt.bias + (bias - nxt.running_mean) * scale
+            x = F.conv2d(x, w, b, m.stride, m.padding, m.dilation, m.groups)
+            i += 2
+        else:
+            x = m(x)
+            i += 1
+    return x
+
+
+def _foldable(m) -> bool:
+    return (isinstance(m, nn.modules.batchnorm._BatchNorm) and not m.training and m.track_running_stats
+            and m.running_mean is not None and m.affine)

@@ -34,3 +34,12 @@ def test_is_a_conv_transpose_and_rejects_bad_input():
     assert isinstance(up, nn.ConvTranspose2d) and up.kernel_size == (2, 2) and up.stride == (2, 2)
     with pytest.raises(ValueError, match=r'expected \(B, 4, H, W\)'):
         up(torch.randn(1, 3, 4, 4))
+
+
+def test_inference_path_matches_training_path():
+    torch.manual_seed(0)
+    up = Upsample2x(8, 6)
+    x = torch.randn(2, 8, 5, 7)
+    with torch.no_grad():
+        fast = up(x)
+    torch.testing.assert_close(fast, up(x).detach(), rtol=1e-5, atol=1e-5)
