@@ -112,7 +112,9 @@ class PatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, HW]:
         x = self.proj(x)
         hw = (x.shape[2], x.shape[3])
-        return x.flatten(2).transpose(1, 2), hw
+        # contiguous tokens: a transposed view would propagate through every residual add, and each LayerNorm
+        # and Linear of every block would then copy its input (34 copies per ViT-T forward at 512x512)
+        return x.flatten(2).transpose(1, 2).contiguous(), hw
 
 
 class Attention(nn.Module):
