@@ -1,26 +1,12 @@
-"""Runtime for the COCO detectors: mmdet scope, preemption-safe iteration checkpoints, the suite's hooks."""
+"""Runtime for the COCO detectors: mmdet scope and visualisation on top of the shared runtime."""
+_base_ = ['./runtime.py']
+
 default_scope = 'mmdet'
 custom_imports = dict(
     imports=['experiments.shims.mmdet_adapter', 'experiments.optim', 'experiments.hooks'],
     allow_failed_imports=False)
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    # By iteration, so that a requeued job loses at most `interval` iterations.
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000, max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
+    checkpoint=dict(interval=2000),
     visualization=dict(type='DetVisualizationHook'))
-custom_hooks = [dict(type='RNGStateHook'), dict(type='FinalMetricsHook')]
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+visualizer = dict(type='DetLocalVisualizer')
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
-log_level = 'INFO'
-load_from = None
-resume = False
-# Batch 16 = 8 GPUs x 2 images; enable auto_scale_lr when running on a different total batch.
-auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,0 +1,20 @@
+"""Runtime shared by the detection and segmentation configs: preemption-safe checkpoints, the suite's hooks."""
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # By iteration, so that a requeued job loses at most `interval` iterations.
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, max_keep_ckpts=2),
+    sampler_seed=dict(type='DistSamplerSeedHook'))
+custom_hooks = [dict(type='RNGStateHook'), dict(type='FinalMetricsHook')]
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(vis_backends=vis_backends, name='visualizer')
+log_level = 'INFO'
+load_from = None
+resume = False
+# Batch 16 = 8 GPUs x 2 images; enable auto_scale_lr when running on a different total batch.
+auto_scale_lr = dict(enable=False, base_batch_size=16)
