@@ -11,6 +11,7 @@ from typing import List
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from .norm import NormSpec, get_act, get_norm
 
@@ -70,10 +71,8 @@ def _run(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
         m = mods[i]
         nxt = mods[i + 1] if i + 1 < len(mods) else None
         if isinstance(m, nn.Conv2d) and _foldable(nxt):
-            scale = nxt.weight * torch.rsqrt(nxt.running_var + nxt.eps)
-            bias = m.bias if m.bias is not None else torch.zeros_like(nxt.running_mean)
-            w = m.weight * scale.view(-1, 1, 1, 1)
-            b = nxt.bias + (bias - nxt.running_mean) * scale
+            w, b = fuse_conv_bn_weights(m.weight, m.bias, nxt.running_mean, nxt.running_var, nxt.eps,
+                                        nxt.weight, nxt.bias)
             x = F.conv2d(x, w, b, m.stride, m.padding, m.dilation, m.groups)
             i += 2
         else:

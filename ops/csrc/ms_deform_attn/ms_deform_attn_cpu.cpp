@@ -47,10 +47,6 @@ class AlignedBuffer {
       cap_ = n;
     }
   }
-  void assign_zero(int64_t n) {
-    resize(n);
-    std::fill(ptr_, ptr_ + n, T(0));
-  }
 
  private:
   std::unique_ptr<char[]> raw_;
