@@ -37,7 +37,17 @@ def test_tuned_malloc_reuses_large_blocks_without_page_faults():
     assert tuned < 100, tuned
 
 
-def test_tune_rejects_nonpositive_threshold_and_describes_state():
+def test_tune_rejects_nonpositive_threshold():
     with pytest.raises(ValueError, match='positive'):
         allocator.tune_glibc_malloc(0)
-    assert 'malloc' in allocator.describe()
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc malloc: Linux only')
+def test_describe_reports_the_setting_in_force():
+    # in a subprocess: tuning changes the allocator of the whole process
+    code = ('from ops import allocator; print(allocator.describe()); '
+            'assert allocator.tune_glibc_malloc(); print(allocator.describe())')
+    before, after = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                                   check=True).stdout.strip().splitlines()[-2:]
+    assert before.startswith('default glibc malloc'), before
+    assert after.startswith('glibc malloc tuned'), after
