@@ -236,7 +236,6 @@ class ViTAdapter(nn.Module):
         check_input_size(x.shape[2], x.shape[3], type(self).__name__)
         if self.variant == 'baseline':
             return self._forward_baseline(x, collect)
-        b = x.shape[0]
         c1, c2, c3, c4 = self.spm(x)
         c_shapes = [tuple(m.shape[2:]) for m in (c2, c3, c4)]
         c = torch.cat([m.flatten(2).transpose(1, 2) + self.level_embed[i]
@@ -252,8 +251,7 @@ class ViTAdapter(nn.Module):
             else:
                 c = ex(c, c_shapes, tokens, [hw])
         sizes = [h * w for h, w in c_shapes]
-        c2, c3, c4 = [t.reshape(b, h, w, self.embed_dim).permute(0, 3, 1, 2)  # channels-last views
-                      for t, (h, w) in zip(c.split(sizes, dim=1), c_shapes)]
+        c2, c3, c4 = [self.vit.to_map(t, hw) for t, hw in zip(c.split(sizes, dim=1), c_shapes)]
         c1 = self.up(c2) + c1
         outs = [c1, c2, c3, c4]
         if self.add_vit_feature:
