@@ -9,7 +9,8 @@ Sampling locations are realistic: each query's reference point (its pixel centre
 of a few pixels on each level; attention weights are a softmax over (levels, points).
 
 For every backend available on the device: median forward time (no autograd) and median forward+backward
-time (value, locations and weights need gradients), the speed-up over the reference, and the achieved
+time (value, locations and weights need gradients), the backends timed in alternating rounds so that a
+noisy spell on a shared machine slows the reference and the kernel alike, the speed-up over the reference, and the achieved
 bandwidth against the memory floor. The floor assumes every tensor crosses DRAM exactly once per pass:
 forward reads value, locations, weights and writes the output; backward reads grad_output, value,
 locations, weights and writes their three gradients. The machine's copy bandwidth is measured in the same
@@ -129,8 +130,8 @@ def _time(fn, device: str, repeats: int, warmup: int = 1, min_total_s: float = 0
     return times
 
 
-def bench_one(inputs, backend: str, device: str, repeats: int) -> tuple[float, float, float, float]:
-    """Median forward, median forward+backward, min forward, min forward+backward seconds."""
+def _calls(inputs, backend: str, device: str):
+    """The two timed calls of one backend: forward (no autograd) and forward+backward."""
     value, shapes, starts, loc, weights = inputs
 
     def fwd():
@@ -145,8 +146,39 @@ def bench_one(inputs, backend: str, device: str, repeats: int) -> tuple[float, f
         out = ms_deform_attn(v, shapes, starts, l_, w, backend=backend)
         torch.autograd.grad(out, (v, l_, w), grad)
 
-    t_f, t_fb = _time(fwd, device, repeats), _time(fwd_bwd, device, repeats)
-    return statistics.median(t_f), statistics.median(t_fb), min(t_f), min(t_fb)
+    return fwd, fwd_bwd
+
+
+def _timed(fn, device: str) -> float:
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def bench_shape(inputs, backends: list[str], device: str, rounds: int,
+                round_s: float = 0.1, max_per_round: int = 10) -> dict[str, tuple[float, float, float, float]]:
+    """Time every backend on one input, interleaved; returns {backend: (median fwd, median fwd+bwd, min fwd,
+    min fwd+bwd)} in seconds.
+
+    The backends take turns: each of ``rounds`` rounds runs every backend's forward, then every backend's
+    forward+backward, so a slow spell on the machine hits the reference and the kernels alike and the
+    ratios stay fair. Fast calls are repeated within a round (up to ``max_per_round`` times, to span
+    about ``round_s``); medians and minima are over all calls.
+    """
+    calls = {b: _calls(inputs, b, device) for b in backends}
+    reps = {}
+    for b, fns in calls.items():
+        for kind, fn in enumerate(fns):
+            fn()  # warm-up (builds, caches, allocator)
+            reps[b, kind] = max(1, min(max_per_round, int(round_s / max(_timed(fn, device), 1e-6))))
+    times = {key: [] for key in reps}
+    for _ in range(rounds):
+        for kind in (0, 1):
+            for b, fns in calls.items():
+                times[b, kind] += [_timed(fns[kind], device) for _ in range(reps[b, kind])]
+    return {b: (statistics.median(times[b, 0]), statistics.median(times[b, 1]), min(times[b, 0]),
+                min(times[b, 1])) for b in backends}
 
 
 def available_backends(device: str) -> list[str]:
@@ -177,11 +209,10 @@ def run(device: str = 'cpu', sizes=(512, 1024), batches=(1, 2), repeats: int = 5
             for call in calls:
                 inputs = make_inputs(call, size, batch, device)
                 fb, fbb = floor_bytes(inputs)
-                ref_times = None
+                results = bench_shape(inputs, backends, device, repeats)
+                ref_times = results['reference'][:2]
                 for backend in backends:
-                    t_f, t_fb, min_f, min_fb = bench_one(inputs, backend, device, repeats)
-                    if backend == 'reference':
-                        ref_times = (t_f, t_fb)
+                    t_f, t_fb, min_f, min_fb = results[backend]
                     row = dict(call=call, input=size, batch=batch, backend=backend,
                                lq=inputs[3].shape[1], s=inputs[0].shape[1],
                                fwd_ms=t_f * 1e3, fwd_bwd_ms=t_fb * 1e3,
@@ -216,7 +247,7 @@ def _fmt_row(r: dict) -> str:
 def _header(device: str, threads: int, bw: float, repeats: int) -> str:
     name = torch.cuda.get_device_name() if device.startswith('cuda') else (platform.processor() or platform.machine())
     return (f'ms_deform_attn benchmark, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, torch '
-            f'{torch.__version__}, device {device} ({name}), {threads} threads, median of >= {repeats} runs (fast calls: enough runs to fill 0.5 s, at most 50); '
+            f'{torch.__version__}, device {device} ({name}), {threads} threads, backends interleaved: {repeats} rounds, each round times every backend in turn (fast calls repeated within a round to span 0.1 s, at most 10 times); medians over all calls; '
             f'measured copy bandwidth {bw / 1e9:.1f} GB/s (256 MiB copy, read+write). '
             f'Times: median (min). Ratios use medians. Floor = bytes if every tensor crosses DRAM once per '
             f'pass / copy bandwidth. Allocator: {allocator.describe()}.')
@@ -262,7 +293,8 @@ def main(argv=None) -> None:
     parser.add_argument('--sizes', type=int, nargs='+', default=[512, 1024])
     parser.add_argument('--batches', type=int, nargs='+', default=[1, 2])
     parser.add_argument('--calls', nargs='+', default=['injector', 'extractor'])
-    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='rounds per shape; every round times each backend in turn')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--no-save', action='store_true')
     parser.add_argument('--readme', action='store_true', help='also put the table into ops/README.md')
