@@ -1,24 +1,13 @@
 """Mask R-CNN + FPN (mmdet's standard settings) with a ViT-Adapter-S backbone (the paper's detection model); sizes and schedules are deltas."""
-_base_ = ['./det_runtime.py']
+_base_ = ['./det_runtime.py', './vit_adapter_s.py']
 
 vit_width = 384  # ViT-S; every backbone output map has the ViT width
 model = dict(
     type='MaskRCNN',
     data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                            bgr_to_rgb=True, pad_mask=True, pad_size_divisor=32),
-    backbone=dict(
-        type='ViTAdapter',
-        arch='S',
-        n_interactions=4,
-        variant='full',
-        attn_type='deformable',
-        # Detection: 14x14 window attention in the ViT, one global block closing each quarter.
-        window_attn=True,
-        window_size=14,
-        norm='SyncBN',
-        drop_path_rate=0.2,
-        pretrained='pretrained/deit_small_patch16_224-cd65a155.pth',
-        pretrain_size=224),
+    # Detection: 14x14 window attention in the ViT, one global block closing each quarter.
+    backbone=dict(window_attn=True, window_size=14),
     neck=dict(type='FPN', in_channels=[vit_width] * 4, out_channels=256, num_outs=5),
     rpn_head=dict(
         type='RPNHead',
