@@ -30,6 +30,7 @@ from .upsample import Upsample2x
 from .vit import VisionTransformer
 
 VARIANTS = ('baseline', 'spm_add', 'spm_injector', 'full')
+VIT_FEATURE_SOURCES = ('final', 'per_interaction')
 SIZE_DIVISOR = 32
 OUT_STRIDES = (4, 8, 16, 32)
 
@@ -78,7 +79,12 @@ class ViTAdapter(nn.Module):
         pretrained: path of a ViT checkpoint (DeiT, AugReg .npz/.pth, BEiT, Uni-Perceiver) loaded into the ViT.
         pretrain_size: image side of the pre-trained position embedding (None: the preset's value).
         img_size: nominal input size (int or (H, W)) used by ``summary``/FLOP counts; checked against 32.
-        layer_scale: ViT layer scale (False, True or an init value).
+        layer_scale_init: initial value of the ViT's per-channel layer-scale gammas (None: no layer scale). The
+            official ViT-Adapter ViT has layer scale in every block, initialised to 1.0 (the default).
+        vit_feature_source: which ViT tokens are added to the output pyramid (with ``add_vit_feature``):
+            'final' (the official detection backbone: the tokens after the last interaction, resized bilinearly to
+            all four levels) or 'per_interaction' (the official segmentation backbone: level i gets the tokens
+            after the interaction closing quarter i, i.e. interaction i for N = 4).
         rel_pos_bias: BEiT-style relative position bias in the ViT attention.
         use_extra_extractor: the two extra extractors after the last interaction (full variant only).
         add_vit_feature: add the resized ViT features of each interaction to the output pyramid.
@@ -96,8 +102,9 @@ class ViTAdapter(nn.Module):
                  attn_type: str = 'deformable', window_attn: Union[bool, Sequence[bool]] = False,
                  window_size: int = 14, norm: NormSpec = 'BN', drop_path_rate: Optional[float] = None,
                  with_cp: bool = False, pretrained: Optional[str] = None, pretrain_size: Optional[int] = None,
-                 img_size: Union[int, Tuple[int, int], None] = None, layer_scale: Union[bool, float] = False,
+                 img_size: Union[int, Tuple[int, int], None] = None, layer_scale_init: Optional[float] = 1.0,
                  rel_pos_bias: bool = False, use_extra_extractor: bool = True, add_vit_feature: bool = True,
+                 vit_feature_source: str = 'final',
                  interaction_indexes: Optional[List[List[int]]] = None, stripe_width: int = 2,
                  init_gamma: float = 0.0, freeze_vit: bool = False, baseline_up_norm: NormSpec = 'GN',
                  post_norm: bool = False, embed_norm: bool = False, **arch_overrides):
@@ -114,6 +121,10 @@ class ViTAdapter(nn.Module):
             raise ValueError(f'unknown attn_type {attn_type!r}; choose one of {ATTN_TYPES}')
         if n_interactions == 0:
             variant = 'baseline'
+        if vit_feature_source not in VIT_FEATURE_SOURCES:
+            raise ValueError(f'unknown vit_feature_source {vit_feature_source!r}; choose one of {VIT_FEATURE_SOURCES} '
+                             f"('final': the official detection backbone, 'per_interaction': the segmentation one)")
+        self.vit_feature_source = vit_feature_source
         if img_size is not None:
             ih, iw = (img_size, img_size) if isinstance(img_size, int) else img_size
             check_input_size(ih, iw, f'ViTAdapter(img_size={img_size})')
@@ -125,7 +136,7 @@ class ViTAdapter(nn.Module):
         self.vit = VisionTransformer(
             embed_dim=dim, depth=depth, num_heads=cfg['num_heads'],
             drop_path_rate=cfg['drop_path_rate'] if drop_path_rate is None else drop_path_rate,
-            layer_scale=layer_scale, window_attn=window_attn, window_size=window_size,
+            layer_scale_init=layer_scale_init, window_attn=window_attn, window_size=window_size,
             pretrain_size=pretrain_size or cfg['pretrain_size'], rel_pos_bias=rel_pos_bias, with_cp=with_cp,
             post_norm=post_norm, embed_norm=embed_norm)
         self.with_cp = with_cp
@@ -160,8 +171,9 @@ class ViTAdapter(nn.Module):
                 InteractionBlock(dim, cfg['deform_heads'], inject, extract[i], cffn_ratio=cfg['cffn_ratio'],
                                  drop_path=dp, init_gamma=init_gamma, with_cp=with_cp, **common)
                 for i in range(n)])
+            # the official code gives the two extra extractors the backbone's drop-path rate, like the others
             self.extra_extractors = nn.ModuleList([
-                Extractor(dim, cfg['deform_heads'], 1, cffn_ratio=cfg['cffn_ratio'], **common)
+                Extractor(dim, cfg['deform_heads'], 1, cffn_ratio=cfg['cffn_ratio'], drop_path=dp, **common)
                 for _ in range(2)]) if (final_extract and use_extra_extractor) else nn.ModuleList()
             self.add_vit_feature = add_vit_feature
             self.up = Upsample2x(dim, dim)
@@ -255,11 +267,15 @@ class ViTAdapter(nn.Module):
         c1 = self.up(c2) + c1
         outs = [c1, c2, c3, c4]
         if self.add_vit_feature:
-            # level j gets the ViT tokens after the interaction holding the last block of quarter j
-            # (N = 4: interaction j itself, as in the paper; N = 2: [0, 0, 1, 1]; N = 6: [1, 2, 4, 5]).
-            picks = [vit_maps[self._quarter_interaction(j)] for j in range(4)]
-            outs = [o + F.interpolate(v, size=o.shape[2:], mode='bilinear', align_corners=False)
-                    if v.shape[2:] != o.shape[2:] else o + v for o, v in zip(outs, picks)]
+            if self.vit_feature_source == 'final':
+                # official detection: the final tokens, x4 / x2 / as is / x0.5 (bilinear, align_corners=False)
+                picks = [vit_maps[-1]] * 4
+            else:
+                # official segmentation: level j gets the ViT tokens after the interaction holding the last block
+                # of quarter j (N = 4: interaction j itself; N = 2: [0, 0, 1, 1]; N = 6: [1, 2, 4, 5]).
+                picks = [vit_maps[self._quarter_interaction(j)] for j in range(4)]
+            outs = [o + F.interpolate(v, scale_factor=s, mode='bilinear', align_corners=False) if s != 1 else o + v
+                    for o, v, s in zip(outs, picks, (4, 2, 1, 0.5))]
         return [norm(o) for norm, o in zip(self.norms, outs)]
 
     def _quarter_interaction(self, j: int) -> int:

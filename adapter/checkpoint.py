@@ -287,7 +287,7 @@ def _fold_layer_scale(sd: StateDict, notes: List[str]) -> None:
         layer = f'blocks.{i}.attn.proj' if which == '1' else f'blocks.{i}.mlp.fc2'
         sd[layer + '.weight'] = sd[layer + '.weight'] * g[:, None]
         sd[layer + '.bias'] = sd[layer + '.bias'] * g
-    notes.append('layer scale folded into attn.proj / mlp.fc2 (the model has layer_scale=False)')
+    notes.append('layer scale folded into attn.proj / mlp.fc2 (the model has layer_scale_init=None)')
 
 
 def convert_state_dict(sd: StateDict, fmt: str = None) -> Tuple[StateDict, str, List[str], List[str]]:
@@ -349,6 +349,13 @@ def load_pretrained(vit: nn.Module, src, strict_shapes: bool = True, trust: bool
         raise ValueError(f'{fmt} checkpoint does not fit the model: ' + '; '.join(mismatched))
     load = {k: v for k, v in sd.items() if k in own and v.shape == own[k].shape}
     missing = [k for k in own if k not in load]
+    gammas = [k for k in missing if re.fullmatch(r'blocks\.\d+\.ls[12]\.gamma', k)]
+    if gammas and not any(re.fullmatch(r'blocks\.\d+\.ls[12]\.gamma', k) for k in sd):
+        # a checkpoint without layer scale (DeiT, AugReg) into a layer-scale ViT: the gammas keep their initial
+        # value, as the official code's non-strict load leaves them (1.0: the loaded ViT computes what it did)
+        missing = [k for k in missing if k not in gammas]
+        init = sorted({float(v) for k in gammas for v in own[k].flatten()[:1]})
+        notes.append(f'{len(gammas)} layer-scale gammas not in the checkpoint: kept at their initial value {init}')
     vit.load_state_dict(load, strict=False)
     report = LoadReport(fmt, missing, unexpected + mismatched, dropped, notes)
     if missing or unexpected or mismatched:

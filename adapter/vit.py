@@ -1,9 +1,10 @@
 """Plain Vision Transformer with an indexable ``blocks`` list (the network the adapter wraps).
 
-Patch 16, qkv bias, MLP ratio 4, stochastic-depth ramp, optional layer scale, absolute position embedding
-stored for the pre-training grid and resized bicubically to the input grid, optional window attention
-(pad to a window multiple, no masking, as in ViTDet / the ViT-Adapter detection configs), optional BEiT-style
-relative position bias, optional gradient checkpointing.
+Patch 16, qkv bias, MLP ratio 4, stochastic-depth ramp, optional layer scale (the official ViT-Adapter ViT has
+it, initialised to 1.0), absolute position embedding stored for the pre-training grid and resized bicubically to
+the input grid, optional window attention (q/k/v projected, then zero-padded to a window multiple, no masking, as
+the official ViT-Adapter ``WindowedAttention``), optional BEiT-style relative position bias, optional gradient
+checkpointing.
 
 References:
     Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021; Touvron et al., "DeiT", ICML 2021;
@@ -124,7 +125,8 @@ class Attention(nn.Module):
         dim: channels C.
         num_heads: heads; C must be divisible by it.
         qkv_bias: bias on the qkv projection.
-        window_size: 0 for global attention, else the side of the square windows (map padded to a multiple).
+        window_size: 0 for global attention, else the side of the square windows (the projected q/k/v map is
+            zero-padded to a multiple).
         rel_pos_grid: (Gh, Gw) of a learned relative-position table (heads, 2Gh-1, 2Gw-1), or None for no bias.
             The table is resized bicubically to the attended grid (the window, or the whole map).
     """
@@ -144,30 +146,38 @@ class Attention(nn.Module):
         else:
             self.rel_pos_table = None
 
-    def _attend(self, x: torch.Tensor, hw: HW) -> torch.Tensor:
-        """x: (B, h*w, C) -> (B, h*w, C)."""
-        b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+    def _attend(self, qkv: torch.Tensor, hw: HW) -> torch.Tensor:
+        """qkv: projected (B, h*w, 3C) of an (h, w) grid -> attention output (B, h*w, C), before ``proj``."""
+        b, n, c3 = qkv.shape
+        c = c3 // 3
+        qkv = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         bias = None
         if self.rel_pos_table is not None:
-            bias = rel_pos_bias(self.rel_pos_table, hw)[None].to(x.dtype)
+            bias = rel_pos_bias(self.rel_pos_table, hw)[None].to(qkv.dtype)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias)
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+        return out.transpose(1, 2).reshape(b, n, c)
 
     def forward(self, x: torch.Tensor, hw: HW) -> torch.Tensor:
-        """x: (B, H*W, C) tokens of an (H, W) grid -> (B, H*W, C)."""
+        """x: (B, H*W, C) tokens of an (H, W) grid -> (B, H*W, C).
+
+        Windowed: q, k, v are projected first and the (H, W, 3C) q/k/v map is zero-padded to a multiple of the
+        window (as the official ViT-Adapter ``WindowedAttention``): padded positions are zero keys and values that
+        still take part in each window's softmax (logit 0), and their outputs are cropped.
+        """
+        qkv = self.qkv(x)
         if not self.window_size:
-            return self._attend(x, hw)
-        b, _, c = x.shape
+            return self.proj(self._attend(qkv, hw))
+        b, _, c3 = qkv.shape
         h, w = hw
         ws = self.window_size
         ph, pw = (ws - h % ws) % ws, (ws - w % ws) % ws
-        x = F.pad(x.view(b, h, w, c), (0, 0, 0, pw, 0, ph))
+        qkv = F.pad(qkv.view(b, h, w, c3), (0, 0, 0, pw, 0, ph))
         hp, wp = h + ph, w + pw
-        x = x.view(b, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
-        x = self._attend(x, (ws, ws))
-        x = x.view(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
-        return x[:, :h, :w].reshape(b, h * w, c)
+        qkv = qkv.view(b, hp // ws, ws, wp // ws, ws, c3).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c3)
+        out = self._attend(qkv, (ws, ws))
+        c = out.shape[-1]
+        out = out.view(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
+        return self.proj(out[:, :h, :w].reshape(b, h * w, c))
 
 
 class Mlp(nn.Module):
@@ -191,16 +201,16 @@ class Block(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop_path: float = 0.0, layer_scale: Optional[float] = None, window_size: int = 0,
+                 drop_path: float = 0.0, layer_scale_init: Optional[float] = None, window_size: int = 0,
                  rel_pos_grid: Optional[HW] = None, norm: str = 'LN', act: str = 'GELU', post_norm: bool = False):
         super().__init__()
         self.post_norm = post_norm
         self.norm1 = get_token_norm(norm, dim)
         self.attn = Attention(dim, num_heads, qkv_bias, window_size, rel_pos_grid)
-        self.ls1 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
+        self.ls1 = LayerScale(dim, layer_scale_init) if layer_scale_init is not None else nn.Identity()
         self.norm2 = get_token_norm(norm, dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act)
-        self.ls2 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
+        self.ls2 = LayerScale(dim, layer_scale_init) if layer_scale_init is not None else nn.Identity()
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, hw: HW) -> torch.Tensor:
@@ -240,7 +250,8 @@ class VisionTransformer(nn.Module):
         mlp_ratio: MLP hidden ratio (4).
         qkv_bias: bias on qkv.
         drop_path_rate: stochastic depth, linearly ramped from 0 to this value over the blocks.
-        layer_scale: None/False for none, a float for the LayerScale init, True for 1e-5.
+        layer_scale_init: initial value of the per-channel layer-scale gammas (``ls1``/``ls2``, the official
+            ``gamma1``/``gamma2``) in every block; None: no layer scale. The official ViT-Adapter ViT uses 1.0.
         window_attn: bool or per-block list (see ``window_pattern``).
         window_size: window side in tokens (14).
         pretrain_size: image side the position embedding was trained at (224 -> 14x14 grid), int or (H, W).
@@ -255,7 +266,7 @@ class VisionTransformer(nn.Module):
 
     def __init__(self, embed_dim: int = 768, depth: int = 12, num_heads: int = 12, patch_size: int = 16,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path_rate: float = 0.0,
-                 layer_scale: Union[bool, float, None] = None, window_attn: Union[bool, Sequence[bool]] = False,
+                 layer_scale_init: Optional[float] = None, window_attn: Union[bool, Sequence[bool]] = False,
                  window_size: int = 14, pretrain_size: Union[int, HW] = 224, rel_pos_bias: bool = False,
                  with_cp: bool = False, in_chans: int = 3, act: str = 'GELU', post_norm: bool = False,
                  embed_norm: bool = False):
@@ -264,15 +275,16 @@ class VisionTransformer(nn.Module):
         self.embed_dim, self.depth, self.num_heads, self.patch_size = embed_dim, depth, num_heads, patch_size
         self.pretrain_grid = (ps[0] // patch_size, ps[1] // patch_size)
         self.with_cp, self.post_norm = with_cp, post_norm
-        if layer_scale is True:
-            layer_scale = 1e-5
+        if isinstance(layer_scale_init, bool):
+            raise TypeError(f'layer_scale_init is the initial gamma value (a float, e.g. 1.0 as the official code) or '
+                            f'None for no layer scale, got {layer_scale_init!r}')
         self.window_flags = window_pattern(window_attn, depth)
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.pretrain_grid[0] * self.pretrain_grid[1], embed_dim))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear ramp 0 -> rate
         self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i], layer_scale or None,
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i], layer_scale_init,
                   window_size if self.window_flags[i] else 0,
                   ((window_size, window_size) if self.window_flags[i] else self.pretrain_grid)
                   if rel_pos_bias else None, act=act, post_norm=post_norm)

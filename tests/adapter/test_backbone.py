@@ -64,7 +64,7 @@ def test_injector_gamma_zero_keeps_the_vit_untouched():
     """At init (gamma = 0) the adapter's ViT tokens equal a plain ViT with the same weights, block by block."""
     for attn in ('deformable', 'cswin'):
         m = ViTAdapter('tiny', attn_type=attn, window_attn=True, window_size=3).eval()
-        vit = VisionTransformer(64, 12, 2, window_attn=True, window_size=3).eval()
+        vit = VisionTransformer(64, 12, 2, window_attn=True, window_size=3, layer_scale_init=1.0).eval()
         vit.load_state_dict(m.vit.state_dict())
         x = torch.randn(2, 3, 64, 96)
         with torch.no_grad():

@@ -124,7 +124,7 @@ def _beit_sd(ref, shared=False, abs_pos=True):
 
 
 def _beit_ref(**kw):
-    ref = _vit(seed=5, layer_scale=0.1, rel_pos_bias=True, **kw)
+    ref = _vit(seed=5, layer_scale_init=0.1, rel_pos_bias=True, **kw)
     with torch.no_grad():
         for blk in ref.blocks:
             blk.attn.qkv.bias[C:2 * C] = 0          # BEiT has no key bias
@@ -137,7 +137,7 @@ def test_beit_with_rel_pos_bias_and_layer_scale(tmp_path):
     ref = _beit_ref()
     path = tmp_path / 'beit.pth'
     torch.save({'model': _beit_sd(ref)}, path)
-    model = _vit(seed=6, layer_scale=0.1, rel_pos_bias=True)
+    model = _vit(seed=6, layer_scale_init=0.1, rel_pos_bias=True)
     rep = load_pretrained(model, str(path))
     assert rep.format == 'beit' and rep.missing == [] and rep.unexpected == []
     assert 'blocks.0.attn.relative_position_index' in rep.dropped
@@ -165,7 +165,7 @@ def test_beit_v2_shared_table_windowed_model_and_folded_layer_scale(tmp_path):
 def test_beit_without_abs_pos_and_model_without_rel_pos_reports_and_warns(tmp_path):
     ref = _beit_ref()
     torch.save({'model': _beit_sd(ref, abs_pos=False)}, tmp_path / 'beit.pth')
-    model = _vit(layer_scale=0.1)
+    model = _vit(layer_scale_init=0.1)
     with pytest.warns(UserWarning, match='relative position bias tables dropped'):
         rep = load_pretrained(model, str(tmp_path / 'beit.pth'))
     assert rep.missing == ['pos_embed']

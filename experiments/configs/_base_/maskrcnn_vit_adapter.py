@@ -7,7 +7,8 @@ model = dict(
     data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                            bgr_to_rgb=True, pad_mask=True, pad_size_divisor=32),
     # Detection: 14x14 window attention in the ViT, one global block closing each quarter.
-    backbone=dict(window_attn=True, window_size=14),
+    # The ViT tokens after the last interaction join all four levels (the official detection backbone).
+    backbone=dict(window_attn=True, window_size=14, vit_feature_source='final'),
     neck=dict(type='FPN', in_channels=[vit_width] * 4, out_channels=256, num_outs=5),
     rpn_head=dict(
         type='RPNHead',

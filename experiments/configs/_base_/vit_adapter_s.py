@@ -8,5 +8,6 @@ model = dict(
         attn_type='deformable',
         norm='SyncBN',
         drop_path_rate=0.2,
+        layer_scale_init=1.0,  # the official ViT: layer scale in every block, gammas initialised to 1.0
         pretrained='pretrained/deit_small_patch16_224-cd65a155.pth',
         pretrain_size=224))
