@@ -13,6 +13,7 @@ All renames are in the one table ``RULES`` (first match wins).
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from typing import Callable, Dict, List, Optional, Tuple, Union
@@ -35,7 +36,7 @@ RULES: List[Tuple[str, Target]] = [
     (r'backbone\.up2\.(.+)', r'backbone.pyramid.up8.\1'),                   # ViTBaseline
     (r'backbone\.norm([1-4])\.(.+)',
      lambda m, base: f'backbone.{"pyramid.norms" if base else "norms"}.{int(m[1]) - 1}.{m[2]}'),
-    (r'backbone\.blocks\.(\d+)\.gamma_?1', r'backbone.vit.blocks.\1.ls1.gamma'),
+    (r'backbone\.blocks\.(\d+)\.gamma_?1', r'backbone.vit.blocks.\1.ls1.gamma'),   # official layer scale
     (r'backbone\.blocks\.(\d+)\.gamma_?2', r'backbone.vit.blocks.\1.ls2.gamma'),
     (r'backbone\.blocks\.(\d+)\.(.+)', r'backbone.vit.blocks.\1.\2'),
     (r'backbone\.patch_embed\.(.+)', r'backbone.vit.patch_embed.\1'),
@@ -45,8 +46,27 @@ RULES: List[Tuple[str, Target]] = [
 ]
 
 
+# Keys dropped on purpose, and why (printed by the CLI and stored in the converted checkpoint's meta).
+DROP_REASONS = {
+    'backbone.cls_token': 'the class token: the adapter backbone has none (the official forward never reads it)',
+}
+POS_EMBED_NOTE = ("backbone.pos_embed: the class-token slot [:, 0] is dropped (the official forward reads "
+                  "pos_embed[:, 1:] only)")
+
+
+def _with_backbone_prefix(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Accept a bare backbone state dict (``spm.*``, ``blocks.*``, ...) and DDP's ``module.`` prefix."""
+    if sd and all(k.startswith('module.') for k in sd):
+        sd = {k[len('module.'):]: v for k, v in sd.items()}
+    if sd and not any(k.startswith('backbone.') for k in sd) and any(
+            k.startswith(('blocks.', 'patch_embed.', 'spm.')) for k in sd):
+        sd = {'backbone.' + k: v for k, v in sd.items()}
+    return sd
+
+
 def convert_official(sd: Dict[str, torch.Tensor]) -> Tuple[Dict[str, torch.Tensor], List[str], List[str]]:
-    """Rename an official state dict. Returns (converted, dropped on purpose, unmatched keys)."""
+    """Rename an official state dict. Returns (converted, dropped on purpose (see ``DROP_REASONS``), unmatched)."""
+    sd = _with_backbone_prefix(dict(sd))
     baseline = not any(k.startswith('backbone.spm.') for k in sd)
     out, dropped, unmatched = {}, [], []
     for key, value in sd.items():
@@ -67,28 +87,115 @@ def convert_official(sd: Dict[str, torch.Tensor]) -> Tuple[Dict[str, torch.Tenso
     return out, dropped, unmatched
 
 
+# ours -> official (the inverse of RULES for the backbone; necks and heads keep their names)
+_TO_OFFICIAL: List[Tuple[str, Callable[[re.Match, int], str]]] = [
+    (r'backbone\.extra_extractors\.(\d+)\.(.+)', lambda m, n: f'backbone.interactions.{n - 1}.extra_extractors.{m[1]}.{m[2]}'),
+    (r'backbone\.vit\.blocks\.(\d+)\.ls([12])\.gamma', lambda m, n: f'backbone.blocks.{m[1]}.gamma{m[2]}'),
+    (r'backbone\.vit\.(blocks\..+|patch_embed\..+|pos_embed)', lambda m, n: f'backbone.{m[1]}'),
+    (r'backbone\.(?:pyramid\.)?norms\.(\d)\.(.+)', lambda m, n: f'backbone.norm{int(m[1]) + 1}.{m[2]}'),
+    (r'backbone\.pyramid\.up4\.(.+)', lambda m, n: f'backbone.up1.{m[1]}'),
+    (r'backbone\.pyramid\.up8\.(.+)', lambda m, n: f'backbone.up2.{m[1]}'),
+]
+
+
+def convert_to_official(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """This suite's state dict (``backbone.*`` + necks/heads) -> the official code's names (the inverse of
+    ``convert_official``). The position embedding gets back a class-token slot of zeros (never read by the
+    official forward) and the backbone a zero ``cls_token``."""
+    n = len({m[1] for k in sd for m in [re.match(r'backbone\.interactions\.(\d+)\.', k)] if m})
+    out = {}
+    for key, value in sd.items():
+        for pattern, fn in _TO_OFFICIAL:
+            m = re.fullmatch(pattern, key)
+            if m:
+                key = fn(m, n)
+                break
+        if key == 'backbone.pos_embed':
+            value = torch.cat([value.new_zeros(1, 1, value.shape[2]), value], 1)
+            out['backbone.cls_token'] = value.new_zeros(1, 1, value.shape[2])
+        out[key] = value
+    return out
+
+
+WIDTH_TO_ARCH = {192: 'T', 384: 'S', 768: 'B', 1024: 'L'}
+
+
+def build_for_check(backbone_sd: Dict[str, torch.Tensor], arch: Optional[str] = None) -> torch.nn.Module:
+    """The backbone a converted checkpoint describes: ViTAdapter (or ViTBaseline without SPM keys) with the arch
+    (from the width when ``arch`` is None), the number of interactions, the extra extractors and the pre-training
+    grid read from the keys. Keys without a 'backbone.' prefix."""
+    from .backbone import ViTAdapter, ViTBaseline
+    width = backbone_sd['vit.patch_embed.proj.weight'].shape[0]
+    if arch is None:
+        if width not in WIDTH_TO_ARCH:
+            raise ValueError(f'no preset has width {width} (T 192, S 384, B 768, L 1024); pass --check ARCH')
+        arch = WIDTH_TO_ARCH[width]
+    side = math.isqrt(backbone_sd['vit.pos_embed'].shape[1]) * 16
+    if not any(k.startswith('spm.') for k in backbone_sd):
+        model = ViTBaseline(arch, pretrain_size=side)
+        model.describe = f"ViTBaseline(arch={arch!r}, pretrain_size={side})"
+        return model
+    n = len({k.split('.')[1] for k in backbone_sd if k.startswith('interactions.')})
+    extra = any(k.startswith('extra_extractors.') for k in backbone_sd)
+    model = ViTAdapter(arch, n_interactions=n, use_extra_extractor=extra, pretrain_size=side)
+    model.describe = (f"ViTAdapter(arch={arch!r}, n_interactions={n}, use_extra_extractor={extra}, "
+                      f"pretrain_size={side})")
+    return model
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description='Convert an official ViT-Adapter checkpoint to this suite.')
+    ap = argparse.ArgumentParser(
+        prog='python -m adapter.convert',
+        description='Convert an official ViT-Adapter checkpoint (czczup/ViT-Adapter, detection or segmentation) '
+                    'to this suite. Exit 0: converted; 1: nothing to convert or keys it cannot place (nothing '
+                    'written); 2: usage error.')
     ap.add_argument('src', help='official checkpoint (.pth)')
     ap.add_argument('dst', help='output checkpoint (.pth); refuses to overwrite unless --force')
     ap.add_argument('--trust', action='store_true', help='allow pickled objects in src (only for files you trust)')
-    ap.add_argument('--check', metavar='ARCH', help="build ViTAdapter(arch=ARCH) and load the backbone strictly")
+    ap.add_argument('--check', nargs='?', const='auto', metavar='ARCH',
+                    help='build the backbone the checkpoint describes (arch from its width, or ARCH) and load the '
+                         'converted weights strictly before writing')
     ap.add_argument('--force', action='store_true', help='overwrite dst')
     args = ap.parse_args(argv)
     import os
     if os.path.exists(args.dst) and not args.force:
-        print(f'{args.dst} exists; pass --force to overwrite', file=sys.stderr)
+        print(f'error: {args.dst} exists; pass --force to overwrite', file=sys.stderr)
         return 2
-    sd = read_checkpoint(args.src, trust=args.trust)
+    if not os.path.isfile(args.src):
+        print(f'error: {args.src} does not exist', file=sys.stderr)
+        return 2
+    try:
+        sd = read_checkpoint(args.src, trust=args.trust)
+    except (RuntimeError, ValueError, OSError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     out, dropped, unmatched = convert_official(sd)
-    print(f'converted {len(out)} keys; dropped {dropped}; unmatched (not written) {unmatched}')
+    for key in dropped:
+        print(f'dropped {key}: {DROP_REASONS.get(key, "not used by this suite")}')
+    if 'backbone.vit.pos_embed' in out:
+        print(f'note: {POS_EMBED_NOTE}')
+    if unmatched:
+        print(f'error: {len(unmatched)} keys of {args.src} have no place in this suite (nothing written):',
+              file=sys.stderr)
+        for key in unmatched:
+            print(f'  {key}', file=sys.stderr)
+        return 1
+    backbone = {k[len('backbone.'):]: v for k, v in out.items() if k.startswith('backbone.')}
+    if not backbone:
+        print(f'error: {args.src} holds no ViT-Adapter backbone weights ({len(sd)} tensors, none under '
+              f'backbone.*/blocks.*/spm.*); nothing written', file=sys.stderr)
+        return 1
     if args.check:
-        from .backbone import ViTAdapter
-        model = ViTAdapter(arch=args.check)
-        model.load_state_dict({k[len('backbone.'):]: v for k, v in out.items() if k.startswith('backbone.')})
-        print(f'backbone loads strictly into ViTAdapter(arch={args.check!r})')
-    torch.save({'state_dict': out, 'meta': dict(converted_from=os.path.abspath(args.src), dropped=dropped,
-                                                 unmatched=unmatched)}, args.dst)
+        try:
+            model = build_for_check(backbone, None if args.check == 'auto' else args.check)
+            model.load_state_dict(backbone, strict=True)
+        except (RuntimeError, ValueError, KeyError) as err:
+            print(f'error: --check failed, nothing written: {err}', file=sys.stderr)
+            return 1
+        print(f'check: the backbone loads strictly into {model.describe} ({len(backbone)} tensors)')
+    torch.save({'state_dict': out, 'meta': dict(converted_from=os.path.abspath(args.src), dropped={
+        k: DROP_REASONS.get(k, 'not used by this suite') for k in dropped}, notes=[POS_EMBED_NOTE])}, args.dst)
+    print(f'wrote {args.dst}: {len(out)} tensors ({len(backbone)} backbone)')
     return 0
 
 
