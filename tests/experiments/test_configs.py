@@ -18,7 +18,7 @@ def _id(p: Path) -> str:
 
 
 def test_config_inventory():
-    assert len(PAPER) == 32 and len(TINY) == 4
+    assert len(PAPER) == 32 and len(TINY) == 8  # 4 ViT-Adapter + their 4 ViTBaseline twins
     for p in ALL:  # small deltas, never copies
         assert len(p.read_text().splitlines()) < 80, p
 

@@ -8,7 +8,7 @@ num_classes = 4
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     data_preprocessor=dict(size=(128, 128)),
-    backbone=dict(arch='tiny', norm='BN', drop_path_rate=0.0, pretrained=None, img_size=128),
+    backbone=dict(arch='tiny', norm='BN', drop_path_rate=0.0, pretrained=None),
     neck=dict(in_channels=[64] * 4, out_channels=64),
     decode_head=dict(in_channels=[64] * 4, channels=32, num_classes=num_classes, norm_cfg=norm_cfg))
 optim_wrapper = dict(optimizer=dict(lr=4e-4))

@@ -12,7 +12,7 @@ num_classes = 4
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     data_preprocessor=dict(size=(128, 128)),
-    backbone=dict(arch='tiny', norm='BN', drop_path_rate=0.0, pretrained=None, img_size=128),
+    backbone=dict(arch='tiny', norm='BN', drop_path_rate=0.0, pretrained=None),
     decode_head=dict(in_channels=[64] * 4, channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=64, channels=32, num_classes=num_classes, norm_cfg=norm_cfg),
     test_cfg=dict(_delete_=True, mode='whole'))
