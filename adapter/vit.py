@@ -41,7 +41,9 @@ def resize_pos_embed(pos_embed: torch.Tensor, src_hw: HW, dst_hw: HW) -> torch.T
         return pos_embed
     c = pos_embed.shape[-1]
     grid = pos_embed.reshape(1, src_hw[0], src_hw[1], c).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid.float(), size=tuple(dst_hw), mode='bicubic', align_corners=False)
+    # in the parameter's dtype as the official code (float64 stays float64); half precision is computed in float32
+    work = grid if grid.dtype in (torch.float32, torch.float64) else grid.float()
+    grid = F.interpolate(work, size=tuple(dst_hw), mode='bicubic', align_corners=False)
     return grid.to(pos_embed.dtype).permute(0, 2, 3, 1).reshape(1, dst_hw[0] * dst_hw[1], c)
 
 

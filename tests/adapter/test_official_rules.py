@@ -145,3 +145,13 @@ def test_every_extractor_uses_the_backbone_drop_path_rate(variant):
     extractors = [blk.extractor for blk in m.interactions if blk.extractor is not None] + list(m.extra_extractors)
     assert len(m.extra_extractors) == 2
     assert [e.drop_path.p for e in extractors] == [0.2] * len(extractors)
+
+
+def test_position_embedding_resizes_in_its_own_precision():
+    """The official code resizes pos_embed in the parameter's dtype: a float64 model stays float64 throughout."""
+    from adapter.vit import resize_pos_embed
+    torch.manual_seed(4)
+    pe = torch.randn(1, 14 * 14, 8, dtype=torch.float64)
+    grid = pe.reshape(1, 14, 14, 8).permute(0, 3, 1, 2)
+    want = F.interpolate(grid, size=(20, 30), mode='bicubic', align_corners=False).permute(0, 2, 3, 1).reshape(1, 600, 8)
+    torch.testing.assert_close(resize_pos_embed(pe, (14, 14), (20, 30)), want, rtol=0, atol=0)
