@@ -196,7 +196,7 @@ def test_flops_option_backbone_only(tmp_path):
         assert rows.loc[r, 'FLOPs (G) ours'] > 0 and math.isnan(rows.loc[r, 'FLOPs (G) diff'])
     assert math.isnan(rows.loc['CSwin', 'FLOPs (G) ours'])  # missing run
     md = (out / 'tiny' / 'attention' / 'table.md').read_text()
-    assert "backbone GMACs at 64x64 (adapter.summary): backbone only, NOT the paper's whole-model FLOPs" in md
+    assert "backbone GMACs at 64x64 (adapter.flops): backbone only, NOT the paper's whole-model FLOPs" in md
 
 
 def test_all_grids_with_runs(tmp_path, capsys):
