@@ -98,6 +98,8 @@ def _synthetic_pretrained(fmt: str, cfg, run_root: Path) -> str | None:
 def build_config(spec: RunSpec, profile: str, extra: dict, runs_root: Path, dry_run: bool = False):
     """The frozen mmengine ``Config`` of one run, and notes for the manifest."""
     from mmengine.config import Config
+
+    from experiments.models import rewire
     cfg_file = spec.config_file(profile)
     cfg = Config.fromfile(str(cfg_file), import_custom_modules=False)
     notes = [spec.notes[profile]] if profile in spec.notes else []
@@ -117,6 +119,8 @@ def build_config(spec: RunSpec, profile: str, extra: dict, runs_root: Path, dry_
             notes.append(f'pretrained: synthesised random {fmt}-format checkpoint {path} (loader path only)')
     cfg.merge_from_dict(overrides)
     cfg.merge_from_dict(extra)
+    # A backbone override (the tiny grids' widths, --cfg-options model.backbone.arch=...) reaches the neck / heads.
+    cfg.model = rewire(cfg.model.to_dict())
     cfg.randomness = dict(seed=spec.seed, deterministic=True)
     return cfg, overrides, notes
 
