@@ -43,7 +43,7 @@ PRETRAIN_SOURCES = {
     'uniperceiver_mm': dict(file='pretrained/uni-perceiver-base-L12-H768-224size-torch-pretrained.pth',
                             format='uniperceiver', size=224, label='Multi-modal (Uni-Perceiver-B)',
                             # Uni-Perceiver's encoder is BERT-style (post-norm blocks, normed embeddings); the
-                            # loader refuses its weights in a pre-norm ViT.
+                            # loader refuses its weights in a pre-norm ViT. Both profiles build it so.
                             backbone=dict(post_norm=True, embed_norm=True)),
 }
 
@@ -170,7 +170,8 @@ def _pretrain() -> Grid:
             profile_overrides=dict(
                 paper={_BB + 'pretrained': src['file'], _BB + 'pretrain_size': src['size'], **layout},
                 # Filled in at launch time by experiments.pretrain_tiny (a random checkpoint in this format).
-                tiny={_BB + 'pretrained': f'@synthetic:{src["format"]}', _BB + 'pretrain_size': src['size']}),
+                tiny={_BB + 'pretrained': f'@synthetic:{src["format"]}', _BB + 'pretrain_size': src['size'],
+                      **layout}),
             notes=dict(paper=src['label'],
                        tiny=f'{src["label"]}: tiny profile, no real weights (see experiments/pretrain_tiny.py)')))
     return Grid('pretrain', 'Pre-training source, ViT-Adapter-B Mask R-CNN 3x+MS (Table 3)', tuple(cells))
