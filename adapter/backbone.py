@@ -19,29 +19,19 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import ATTN_TYPES, DeformableCrossAttention
-from .baseline import SimplePyramid
+from .baseline import ViTBaseline
+from .contract import OUT_STRIDES, SIZE_DIVISOR, PyramidBackbone, check_input_size, resolve_arch
 from .extractor import Extractor
 from .interaction import InteractionBlock
 from .norm import NormSpec, get_norm
-from .presets import PRESET_FIELDS, get_preset
 from .presets import interaction_indexes as even_split
 from .spm import SpatialPriorModule
 from .upsample import Upsample2x
-from .vit import VisionTransformer
 
-VARIANTS = ('baseline', 'spm_add', 'spm_injector', 'full')
+VARIANTS = ('spm_add', 'spm_injector', 'full')
 VIT_FEATURE_SOURCES = ('final', 'per_interaction')
-SIZE_DIVISOR = 32
-OUT_STRIDES = (4, 8, 16, 32)
-
-
-def check_input_size(h: int, w: int, who: str = 'ViTAdapter') -> None:
-    """Raise a clear error unless both sides are multiples of 32."""
-    if h % SIZE_DIVISOR or w % SIZE_DIVISOR:
-        ph, pw = math.ceil(h / SIZE_DIVISOR) * SIZE_DIVISOR, math.ceil(w / SIZE_DIVISOR) * SIZE_DIVISOR
-        raise ValueError(f'{who}: input size {h}x{w} (HxW) is not a multiple of {SIZE_DIVISOR}; pad the image '
-                         f'to {ph}x{pw} (mmdet/mmseg: data_preprocessor pad_size_divisor={SIZE_DIVISOR} / '
-                         f'size_divisor={SIZE_DIVISOR}) or resize it')
+__all__ = ['OUT_STRIDES', 'SIZE_DIVISOR', 'VARIANTS', 'VIT_FEATURE_SOURCES', 'ViTAdapter', 'ViTBaseline',
+           'build_backbone', 'check_input_size']
 
 
 def _init_adapter_weights(m: nn.Module) -> None:
@@ -60,13 +50,14 @@ def _init_adapter_weights(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-class ViTAdapter(nn.Module):
+class ViTAdapter(PyramidBackbone):
     """ViT-Adapter with every ablation knob.
 
     Args:
         arch: 'T' | 'S' | 'B' | 'L' | 'tiny' or a dict of preset fields (see ``adapter.presets``).
-        n_interactions: N interaction blocks splitting the ViT blocks evenly; 0 means the baseline.
-        variant: 'baseline' (plain ViT + simple pyramid) | 'spm_add' (SPM resized to 1/16 and added) |
+        n_interactions: N >= 1 interaction blocks splitting the ViT blocks evenly (N = 0, the plain ViT, is
+            ``ViTBaseline``).
+        variant: 'spm_add' (SPM resized to 1/16 and added) |
             'spm_injector' (SPM + injectors; no extractor inside the interactions, the pyramid is read out
             once at the end by the last interaction's extractor and the two extra ones) | 'full'.
         attn_type: adapter attention: 'deformable' | 'global' | 'cswin' | 'pale'.
@@ -78,7 +69,6 @@ class ViTAdapter(nn.Module):
         with_cp: gradient checkpointing (ViT blocks, injectors, extractors).
         pretrained: path of a ViT checkpoint (DeiT, AugReg .npz/.pth, BEiT, Uni-Perceiver) loaded into the ViT.
         pretrain_size: image side of the pre-trained position embedding (None: the preset's value).
-        img_size: nominal input size (int or (H, W)) used by ``summary``/FLOP counts; checked against 32.
         layer_scale_init: initial value of the ViT's per-channel layer-scale gammas (None: no layer scale). The
             official ViT-Adapter ViT has layer scale in every block, initialised to 1.0 (the default).
         vit_feature_source: which ViT tokens are added to the output pyramid (with ``add_vit_feature``):
@@ -92,7 +82,6 @@ class ViTAdapter(nn.Module):
         stripe_width: lines per group for cswin/pale attention.
         init_gamma: initial injector gamma (0 keeps the pre-trained ViT untouched at start).
         freeze_vit: freeze the ViT parameters (and keep it in eval mode).
-        baseline_up_norm: norm inside the baseline's stride-4 upsampling ('GN').
         post_norm, embed_norm: Uni-Perceiver's BERT layout of the ViT (post-norm blocks, normed embeddings).
         arch overrides: any preset field (embed_dim, depth, num_heads, deform_heads, deform_ratio,
             conv_inplane, n_points, cffn_ratio) may also be passed as a keyword.
@@ -102,92 +91,66 @@ class ViTAdapter(nn.Module):
                  attn_type: str = 'deformable', window_attn: Union[bool, Sequence[bool]] = False,
                  window_size: int = 14, norm: NormSpec = 'BN', drop_path_rate: Optional[float] = None,
                  with_cp: bool = False, pretrained: Optional[str] = None, pretrain_size: Optional[int] = None,
-                 img_size: Union[int, Tuple[int, int], None] = None, layer_scale_init: Optional[float] = 1.0,
+                 layer_scale_init: Optional[float] = 1.0,
                  rel_pos_bias: bool = False, use_extra_extractor: bool = True, add_vit_feature: bool = True,
                  vit_feature_source: str = 'final',
                  interaction_indexes: Optional[List[List[int]]] = None, stripe_width: int = 2,
-                 init_gamma: float = 0.0, freeze_vit: bool = False, baseline_up_norm: NormSpec = 'GN',
+                 init_gamma: float = 0.0, freeze_vit: bool = False,
                  post_norm: bool = False, embed_norm: bool = False, **arch_overrides):
         super().__init__()
-        cfg = get_preset(arch)
-        unknown = set(arch_overrides) - set(PRESET_FIELDS)
-        if unknown:
-            raise TypeError(f'ViTAdapter got unknown arguments {sorted(unknown)}; preset fields that may be '
-                            f'overridden: {PRESET_FIELDS}')
-        cfg.update(arch_overrides)
+        cfg = resolve_arch('ViTAdapter', arch, arch_overrides)
+        if variant == 'baseline' or n_interactions == 0:
+            raise ValueError("the plain-ViT baseline (N = 0) is its own backbone: type='ViTBaseline' "
+                             "(adapter.ViTBaseline), which takes the ViT's arguments only")
         if variant not in VARIANTS:
-            raise ValueError(f'unknown variant {variant!r}; choose one of {VARIANTS}')
+            raise ValueError(f'unknown variant {variant!r}; choose one of {VARIANTS} (or ViTBaseline)')
         if attn_type not in ATTN_TYPES:
             raise ValueError(f'unknown attn_type {attn_type!r}; choose one of {ATTN_TYPES}')
-        if n_interactions == 0:
-            variant = 'baseline'
         if vit_feature_source not in VIT_FEATURE_SOURCES:
             raise ValueError(f'unknown vit_feature_source {vit_feature_source!r}; choose one of {VIT_FEATURE_SOURCES} '
                              f"('final': the official detection backbone, 'per_interaction': the segmentation one)")
-        self.vit_feature_source = vit_feature_source
-        if img_size is not None:
-            ih, iw = (img_size, img_size) if isinstance(img_size, int) else img_size
-            check_input_size(ih, iw, f'ViTAdapter(img_size={img_size})')
-            img_size = (ih, iw)
-        self.cfg, self.variant, self.attn_type, self.img_size = cfg, variant, attn_type, img_size
+        if n_interactions is None or n_interactions < 0:
+            raise ValueError(f'n_interactions must be >= 1, got {n_interactions}')
+        self.vit_feature_source, self.variant, self.attn_type = vit_feature_source, variant, attn_type
+        self._build_vit(cfg, drop_path_rate, pretrain_size, freeze_vit, layer_scale_init=layer_scale_init,
+                        window_attn=window_attn, window_size=window_size, rel_pos_bias=rel_pos_bias,
+                        with_cp=with_cp, post_norm=post_norm, embed_norm=embed_norm)
         dim, depth = cfg['embed_dim'], cfg['depth']
-        self.embed_dim = dim
-        self.freeze_vit = freeze_vit
-        self.vit = VisionTransformer(
-            embed_dim=dim, depth=depth, num_heads=cfg['num_heads'],
-            drop_path_rate=cfg['drop_path_rate'] if drop_path_rate is None else drop_path_rate,
-            layer_scale_init=layer_scale_init, window_attn=window_attn, window_size=window_size,
-            pretrain_size=pretrain_size or cfg['pretrain_size'], rel_pos_bias=rel_pos_bias, with_cp=with_cp,
-            post_norm=post_norm, embed_norm=embed_norm)
         self.with_cp = with_cp
-        if variant == 'baseline':
-            if depth % 4:
-                raise ValueError(f'the baseline takes the ends of the four quarters: depth {depth} must be '
-                                 f'divisible by 4')
-            self.n_interactions = 0
-            self.quarter_ends = [depth // 4 * (i + 1) - 1 for i in range(4)]
-            self.pyramid = SimplePyramid(dim, up_norm=baseline_up_norm)
-        else:
-            if n_interactions is None or n_interactions < 0:
-                raise ValueError(f'n_interactions must be >= 0, got {n_interactions}')
-            self.indexes = (interaction_indexes if interaction_indexes is not None
-                            else even_split(depth, n_interactions))
-            self._check_indexes(self.indexes, depth)
-            self.n_interactions = len(self.indexes)
-            dp = cfg['drop_path_rate'] if drop_path_rate is None else drop_path_rate
-            common = dict(attn_type=attn_type, n_points=cfg['n_points'], ratio=cfg['deform_ratio'],
-                          stripe_width=stripe_width)
-            inject = {'spm_add': 'add', 'spm_injector': 'attn', 'full': 'attn'}[variant]
-            # full: an extractor in every interaction. spm_injector: no extractor feeding the next injector;
-            # the pyramid is read out once after the last interaction (its extractor + the 2 extra ones),
-            # the definition whose count matches the paper's 46.6M (Table 8). spm_add: no attention at all.
-            n = self.n_interactions
-            extract = [variant == 'full' or (variant == 'spm_injector' and i == n - 1) for i in range(n)]
-            final_extract = variant in ('full', 'spm_injector')
-            self.level_embed = nn.Parameter(torch.zeros(3, dim))
-            nn.init.normal_(self.level_embed)
-            self.spm = SpatialPriorModule(cfg['conv_inplane'], dim, norm=norm)
-            self.interactions = nn.ModuleList([
-                InteractionBlock(dim, cfg['deform_heads'], inject, extract[i], cffn_ratio=cfg['cffn_ratio'],
-                                 drop_path=dp, init_gamma=init_gamma, with_cp=with_cp, **common)
-                for i in range(n)])
-            # the official code gives the two extra extractors the backbone's drop-path rate, like the others
-            self.extra_extractors = nn.ModuleList([
-                Extractor(dim, cfg['deform_heads'], 1, cffn_ratio=cfg['cffn_ratio'], drop_path=dp, **common)
-                for _ in range(2)]) if (final_extract and use_extra_extractor) else nn.ModuleList()
-            self.add_vit_feature = add_vit_feature
-            self.up = Upsample2x(dim, dim)
-            self.norms = nn.ModuleList([get_norm(norm, dim) for _ in range(4)])
-            for part in (self.spm, self.interactions, self.extra_extractors, self.up, self.norms):
-                part.apply(_init_adapter_weights)
-            for m in self.modules():
-                if isinstance(m, DeformableCrossAttention):
-                    m._reset_parameters()
-        if pretrained:
-            self.load_pretrained(pretrained)
-        if freeze_vit:
-            for p in self.vit.parameters():
-                p.requires_grad_(False)
+        self.indexes = (interaction_indexes if interaction_indexes is not None
+                        else even_split(depth, n_interactions))
+        self._check_indexes(self.indexes, depth)
+        self.n_interactions = len(self.indexes)
+        dp = cfg['drop_path_rate'] if drop_path_rate is None else drop_path_rate
+        common = dict(attn_type=attn_type, n_points=cfg['n_points'], ratio=cfg['deform_ratio'],
+                      stripe_width=stripe_width)
+        inject = {'spm_add': 'add', 'spm_injector': 'attn', 'full': 'attn'}[variant]
+        # full: an extractor in every interaction. spm_injector: no extractor feeding the next injector;
+        # the pyramid is read out once after the last interaction (its extractor + the 2 extra ones),
+        # the definition whose count matches the paper's 46.6M (Table 8). spm_add: no attention at all.
+        n = self.n_interactions
+        extract = [variant == 'full' or (variant == 'spm_injector' and i == n - 1) for i in range(n)]
+        final_extract = variant in ('full', 'spm_injector')
+        self.level_embed = nn.Parameter(torch.zeros(3, dim))
+        nn.init.normal_(self.level_embed)
+        self.spm = SpatialPriorModule(cfg['conv_inplane'], dim, norm=norm)
+        self.interactions = nn.ModuleList([
+            InteractionBlock(dim, cfg['deform_heads'], inject, extract[i], cffn_ratio=cfg['cffn_ratio'],
+                             drop_path=dp, init_gamma=init_gamma, with_cp=with_cp, **common)
+            for i in range(n)])
+        # the official code gives the two extra extractors the backbone's drop-path rate, like the others
+        self.extra_extractors = nn.ModuleList([
+            Extractor(dim, cfg['deform_heads'], 1, cffn_ratio=cfg['cffn_ratio'], drop_path=dp, **common)
+            for _ in range(2)]) if (final_extract and use_extra_extractor) else nn.ModuleList()
+        self.add_vit_feature = add_vit_feature
+        self.up = Upsample2x(dim, dim)
+        self.norms = nn.ModuleList([get_norm(norm, dim) for _ in range(4)])
+        for part in (self.spm, self.interactions, self.extra_extractors, self.up, self.norms):
+            part.apply(_init_adapter_weights)
+        for m in self.modules():
+            if isinstance(m, DeformableCrossAttention):
+                m._reset_parameters()
+        self._finish(pretrained)
 
     @staticmethod
     def _check_indexes(indexes: List[List[int]], depth: int) -> None:
@@ -201,29 +164,6 @@ class ViTAdapter(nn.Module):
             expect = last + 1
         if expect != depth:
             raise ValueError(f'interaction_indexes {indexes} must cover all {depth} ViT blocks')
-
-    # ----------------------------------------------------------------------------------------------- API
-    @property
-    def out_channels(self) -> List[int]:
-        return [self.embed_dim] * 4
-
-    out_strides = OUT_STRIDES
-    size_divisibility = SIZE_DIVISOR
-
-    def output_shape(self) -> Dict[str, Tuple[int, int]]:
-        """Channels and stride per output level: {'p2'..'p5': (C, stride)}; inputs must be multiples of 32."""
-        return {f'p{i + 2}': (self.embed_dim, s) for i, s in enumerate(OUT_STRIDES)}
-
-    def load_pretrained(self, path_or_state, strict_shapes: bool = True):
-        """Load a pre-trained ViT checkpoint into ``self.vit``; returns the ``LoadReport``."""
-        from .checkpoint import load_pretrained
-        return load_pretrained(self.vit, path_or_state, strict_shapes=strict_shapes)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.freeze_vit:
-            self.vit.eval()
-        return self
 
     # ------------------------------------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
@@ -243,11 +183,7 @@ class ViTAdapter(nn.Module):
         return dict(outs=outs, stride8=outs[1], vit_blocks=[self.vit.to_map(t, hw) for t in collect])
 
     def _forward(self, x: torch.Tensor, collect: Optional[list]) -> List[torch.Tensor]:
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f'{type(self).__name__}: expected input (B, 3, H, W), got {tuple(x.shape)}')
-        check_input_size(x.shape[2], x.shape[3], type(self).__name__)
-        if self.variant == 'baseline':
-            return self._forward_baseline(x, collect)
+        self._check_input(x)
         c1, c2, c3, c4 = self.spm(x)
         c_shapes = [tuple(m.shape[2:]) for m in (c2, c3, c4)]
         c = torch.cat([m.flatten(2).transpose(1, 2) + self.level_embed[i]
@@ -281,23 +217,6 @@ class ViTAdapter(nn.Module):
     def _quarter_interaction(self, j: int) -> int:
         last_block = (j + 1) * self.vit.depth // 4 - 1
         return next(i for i, p in enumerate(self.indexes) if p[0] <= last_block <= p[-1])
-
-    def _forward_baseline(self, x: torch.Tensor, collect: Optional[list]) -> List[torch.Tensor]:
-        tokens, hw = self.vit.embed(x)
-        blocks: list = []
-        self.vit.run_blocks(tokens, hw, collect=blocks)
-        if collect is not None:
-            collect.extend(blocks)
-        return self.pyramid([self.vit.to_map(blocks[i], hw) for i in self.quarter_ends])
-
-
-class ViTBaseline(ViTAdapter):
-    """The plain-ViT baseline: ``ViTAdapter(variant='baseline')`` (simple pyramid of Li et al. 2021)."""
-
-    def __init__(self, arch: Union[str, dict] = 'S', **kwargs):
-        kwargs.pop('variant', None)
-        kwargs.pop('n_interactions', None)
-        super().__init__(arch, n_interactions=0, variant='baseline', **kwargs)
 
 
 BACKBONES = {'ViTAdapter': ViTAdapter, 'ViTBaseline': ViTBaseline}

@@ -9,11 +9,12 @@ References:
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
+from .contract import VIT_FIELDS, PyramidBackbone, resolve_arch
 from .norm import NormSpec, get_act, get_norm, get_token_norm
 from .upsample import Upsample2x
 
@@ -40,3 +41,60 @@ class SimplePyramid(nn.Module):
         maps = [n(f.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(f.shape)
                 for n, f in zip(self.norms, feats)]
         return [self.up4(maps[0]), self.up8(maps[1]), maps[2], self.down32(maps[3])]
+
+
+class ViTBaseline(PyramidBackbone):
+    """The plain-ViT baseline (the paper's ViT-T/S/B/L rows and N = 0): a ViT read out by ``SimplePyramid``.
+
+    Composed from the ViT, not a mode of ``ViTAdapter``: it takes the ViT's arguments and the pyramid's, and
+    refuses the adapter's (``n_interactions``, ``attn_type``, ``norm``, ...) instead of ignoring them.
+
+    Args:
+        arch: 'T' | 'S' | 'B' | 'L' | 'tiny' or a dict of preset fields; keyword overrides of the ViT fields
+            (embed_dim, depth, num_heads) are accepted.
+        window_attn, window_size, layer_scale_init, rel_pos_bias, with_cp, post_norm, embed_norm: the ViT's
+            (see ``VisionTransformer``); the official baseline has layer scale 1.0 like the adapter's ViT.
+        drop_path_rate, pretrain_size: None for the preset's value.
+        pretrained: ViT checkpoint loaded into ``self.vit``.
+        freeze_vit: freeze the ViT (and keep it in eval mode).
+        up_norm: norm between the two transposed convs of the stride-4 branch ('GN').
+    """
+
+    def __init__(self, arch: Union[str, dict] = 'S', window_attn: Union[bool, Sequence[bool]] = False,
+                 window_size: int = 14, drop_path_rate: Optional[float] = None, with_cp: bool = False,
+                 pretrained: Optional[str] = None, pretrain_size: Optional[int] = None,
+                 layer_scale_init: Optional[float] = 1.0, rel_pos_bias: bool = False, freeze_vit: bool = False,
+                 up_norm: NormSpec = 'GN', post_norm: bool = False, embed_norm: bool = False, **arch_overrides):
+        super().__init__()
+        cfg = resolve_arch('ViTBaseline (a plain ViT: adapter arguments do not apply)', arch, arch_overrides,
+                           allowed=[f for f in VIT_FIELDS if f not in ('drop_path_rate', 'pretrain_size')])
+        depth = cfg['depth']
+        if depth % 4:
+            raise ValueError(f'the baseline takes the ends of the four quarters: depth {depth} must be divisible by 4')
+        self._build_vit(cfg, drop_path_rate, pretrain_size, freeze_vit, layer_scale_init=layer_scale_init,
+                        window_attn=window_attn, window_size=window_size, rel_pos_bias=rel_pos_bias,
+                        with_cp=with_cp, post_norm=post_norm, embed_norm=embed_norm)
+        self.n_interactions = 0
+        self.quarter_ends = [depth // 4 * (i + 1) - 1 for i in range(4)]
+        self.pyramid = SimplePyramid(cfg['embed_dim'], up_norm=up_norm)
+        self._finish(pretrained)
+
+    def forward(self, x: torch.Tensor):
+        """x: (B, 3, H, W), H and W multiples of 32 -> 4 maps (B, C, H/s, W/s) for s in (4, 8, 16, 32)."""
+        return tuple(self._forward(x, None))
+
+    def forward_intermediates(self, x: torch.Tensor) -> Dict[str, object]:
+        """dict(outs=[4 maps], stride8=(B, C, H/8, W/8), vit_blocks=[per ViT block (B, C, H/16, W/16)])."""
+        blocks: list = []
+        outs = self._forward(x, blocks)
+        hw = (x.shape[2] // self.vit.patch_size, x.shape[3] // self.vit.patch_size)
+        return dict(outs=outs, stride8=outs[1], vit_blocks=[self.vit.to_map(t, hw) for t in blocks])
+
+    def _forward(self, x: torch.Tensor, collect: Optional[list]) -> List[torch.Tensor]:
+        self._check_input(x)
+        tokens, hw = self.vit.embed(x)
+        blocks: list = []
+        self.vit.run_blocks(tokens, hw, collect=blocks)
+        if collect is not None:
+            collect.extend(blocks)
+        return self.pyramid([self.vit.to_map(blocks[i], hw) for i in self.quarter_ends])

@@ -39,6 +39,7 @@ class SpatialPriorModule(nn.Module):
         self.conv2 = nn.Sequential(*_conv_norm_act(inplanes, 2 * inplanes, 2, norm, act))
         self.conv3 = nn.Sequential(*_conv_norm_act(2 * inplanes, 4 * inplanes, 2, norm, act))
         self.conv4 = nn.Sequential(*_conv_norm_act(4 * inplanes, 4 * inplanes, 2, norm, act))
+        self.fuse_bn = False  # set by ``fuse_for_inference()``: fold BN into the convs under no_grad
         self.fc1 = nn.Conv2d(inplanes, embed_dim, 1)
         self.fc2 = nn.Conv2d(2 * inplanes, embed_dim, 1)
         self.fc3 = nn.Conv2d(4 * inplanes, embed_dim, 1)
@@ -52,18 +53,20 @@ class SpatialPriorModule(nn.Module):
         and ``flatten(2).transpose(1, 2)`` of a channels-last map is the (B, HW, C) token layout without a copy.
         """
         x = x.contiguous(memory_format=torch.channels_last)
-        c1 = _run(self.stem, x)
-        c2 = _run(self.conv2, c1)
-        c3 = _run(self.conv3, c2)
-        c4 = _run(self.conv4, c3)
+        fold = self.fuse_bn and not torch.is_grad_enabled()
+        c1 = _run(self.stem, x, fold)
+        c2 = _run(self.conv2, c1, fold)
+        c3 = _run(self.conv3, c2, fold)
+        c4 = _run(self.conv4, c3, fold)
         return [self.fc1(c1), self.fc2(c2), self.fc3(c3), self.fc4(c4)]
 
 
-def _run(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``seq(x)``; at inference (no grad) a Conv2d followed by a BatchNorm in eval mode runs as one conv with
-    the norm folded into its weight and bias (w * g / sqrt(var + eps), b' = beta + (b - mean) * g / sqrt(...)),
-    which skips one full pass over the map (the stem's maps are the largest in the model)."""
-    if torch.is_grad_enabled():
+def _run(seq: nn.Sequential, x: torch.Tensor, fold: bool) -> torch.Tensor:
+    """``seq(x)``; with ``fold`` (inference after ``fuse_for_inference()``, no grad) a Conv2d followed by a
+    BatchNorm in eval mode runs as one conv with the norm folded into its weight and bias (w * g / sqrt(var + eps),
+    b' = beta + (b - mean) * g / sqrt(...)), which skips one full pass over the map (the stem's maps are the
+    largest in the model)."""
+    if not fold:
         return seq(x)
     mods = list(seq)
     i = 0

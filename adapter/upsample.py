@@ -21,14 +21,15 @@ class Upsample2x(nn.ConvTranspose2d):
 
     def __init__(self, in_channels: int, out_channels: int, bias: bool = True):
         super().__init__(in_channels, out_channels, kernel_size=2, stride=2, bias=bias)
+        self.use_onednn = False  # set by ``fuse_for_inference()``: oneDNN's transposed conv under no_grad
 
     def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
         if output_size is not None:
             raise ValueError('Upsample2x: output_size is not supported (the output is always 2H x 2W)')
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'Upsample2x: expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}')
-        if not torch.is_grad_enabled():
-            # inference: oneDNN's transposed conv is faster forward-only (7.5 vs 11 ms for the ViT-Adapter-T
+        if self.use_onednn and not torch.is_grad_enabled():
+            # inference after fuse_for_inference(): oneDNN's transposed conv is faster forward-only (7.5 vs 11 ms for the ViT-Adapter-T
             # stride-4 map); the matmul form wins once a backward follows
             return super().forward(x.contiguous(memory_format=torch.channels_last))
         b, c, h, w = x.shape

@@ -85,9 +85,9 @@ def fourier_analysis(res: GridResult | None = None, checkpoint: str | None = Non
         print('No checkpoint found: building a tiny ViT baseline and a tiny ViT-Adapter with RANDOM weights '
               '(the curves show the untrained architectures, not trained models).')
         torch.manual_seed(0)
-        for label, variant in (('ViT baseline (random)', 'baseline'), ('ViT-Adapter (random)', 'full')):
-            models[label] = F.build_backbone(dict(type='ViTAdapter', arch='tiny', variant=variant, img_size=size,
-                                                  window_size=4, norm='BN', drop_path_rate=0.0))
+        for label, cfg in (('ViT baseline (random)', dict(type='ViTBaseline')),
+                           ('ViT-Adapter (random)', dict(type='ViTAdapter', variant='full', norm='BN'))):
+            models[label] = F.build_backbone(dict(cfg, arch='tiny', window_size=4, drop_path_rate=0.0))
             weights[label] = 'random init'
     if pics is None:
         pics, x, desc = F.inputs_for(None, images, n_images, size)

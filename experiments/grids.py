@@ -137,18 +137,22 @@ def _check_profile(profile: str) -> None:
 
 _TINY_DET = 'tiny/maskrcnn_tiny_1x.py'
 _TINY_DET_3X = 'tiny/maskrcnn_tiny_3x.py'
+_TINY_DET_VIT = {'1x': 'tiny/maskrcnn_tiny_vit_1x.py', '3x': 'tiny/maskrcnn_tiny_vit_3x.py'}  # ViTBaseline
 _ABLATION = dict(paper='maskrcnn_vit_adapter_S_1x.py', tiny=_TINY_DET)
+# the plain-ViT baseline of the ablations (N = 0): its own backbone type, so its own config files
+_ABLATION_BASELINE = dict(paper='maskrcnn_vit_S_1x.py', tiny=_TINY_DET_VIT['1x'])
 _BB = 'model.backbone.'
 
 
 def _components() -> Grid:
-    cells = [Cell(v, 'det', _ABLATION, {_BB + 'variant': v}) for v in ('baseline', 'spm_add', 'spm_injector', 'full')]
+    cells = [Cell('baseline', 'det', _ABLATION_BASELINE)]
+    cells += [Cell(v, 'det', _ABLATION, {_BB + 'variant': v}) for v in ('spm_add', 'spm_injector', 'full')]
     return Grid('components', 'Adapter components (Table A1): SPM only (add), + injector, + extractor', tuple(cells))
 
 
 def _n_interactions() -> Grid:
-    cells = [Cell(f'N{n}', 'det', _ABLATION, {_BB + 'n_interactions': n, _BB + 'variant': 'full' if n else 'baseline'})
-             for n in (0, 1, 2, 4, 6)]
+    cells = [Cell('N0', 'det', _ABLATION_BASELINE)]
+    cells += [Cell(f'N{n}', 'det', _ABLATION, {_BB + 'n_interactions': n, _BB + 'variant': 'full'}) for n in (1, 2, 4, 6)]
     return Grid('N', 'Number of interactions N (Table A2)', tuple(cells))
 
 
@@ -197,12 +201,10 @@ def _tiny_note(size: str) -> str:
 def _main_det() -> Grid:
     cells = []
     for sched, kind, size in itertools.product(('1x', '3x'), ('vit', 'vit_adapter'), SIZES):
-        overrides = {} if kind == 'vit_adapter' else {_BB + 'type': 'ViTBaseline', _BB + 'variant': 'baseline',
-                                                      _BB + 'n_interactions': 0}
+        tiny = _TINY_DET_VIT[sched] if kind == 'vit' else (_TINY_DET if sched == '1x' else _TINY_DET_3X)
         cells.append(Cell(f'maskrcnn_{sched}_{kind}_{size}', 'det',
-                          dict(paper=f'maskrcnn_{kind}_{size}_{sched}.py',
-                               tiny=_TINY_DET if sched == '1x' else _TINY_DET_3X),
-                          profile_overrides=dict(tiny=dict(overrides, **_tiny_size(size))),
+                          dict(paper=f'maskrcnn_{kind}_{size}_{sched}.py', tiny=tiny),
+                          profile_overrides=dict(tiny=_tiny_size(size)),
                           notes=dict(tiny=_tiny_note(size))))
     return Grid('main-det', 'Mask R-CNN 1x and 3x+MS on COCO, ViT vs ViT-Adapter T/S/B/L (Table 1)', tuple(cells))
 
@@ -211,11 +213,10 @@ def _main_seg() -> Grid:
     cells = []
     for head, kind, size in itertools.product(('upernet', 'semfpn'), ('vit', 'vit_adapter'), SIZES):
         iters = '160k' if head == 'upernet' else '80k'
-        overrides = {} if kind == 'vit_adapter' else {_BB + 'type': 'ViTBaseline', _BB + 'variant': 'baseline',
-                                                      _BB + 'n_interactions': 0}
+        tiny = f'tiny/{head}_tiny_vit.py' if kind == 'vit' else f'tiny/{head}_tiny.py'
         cells.append(Cell(f'{head}_{kind}_{size}', 'seg',
-                          dict(paper=f'{head}_{kind}_{size}_{iters}.py', tiny=f'tiny/{head}_tiny.py'),
-                          profile_overrides=dict(tiny=dict(overrides, **_tiny_size(size))),
+                          dict(paper=f'{head}_{kind}_{size}_{iters}.py', tiny=tiny),
+                          profile_overrides=dict(tiny=_tiny_size(size)),
                           notes=dict(tiny=_tiny_note(size))))
     return Grid('main-seg', 'UperNet 160k and Semantic FPN 80k on ADE20K, ViT vs ViT-Adapter T/S/B/L (Table 4)',
                 tuple(cells))

@@ -36,7 +36,7 @@ def _suite_vit_state(backbone_cfg: dict, seed: int) -> tuple[dict, int]:
     from adapter import build_backbone
     cfg = {k: v for k, v in backbone_cfg.items() if k not in ('pretrained', 'init_cfg', 'type')}
     torch.manual_seed(seed)
-    vit = build_backbone(dict(cfg, type='ViTBaseline')).vit
+    vit = build_backbone(dict(cfg, type='ViTAdapter')).vit  # the adapter run's own ViT settings
     return {k: v.detach().clone() for k, v in vit.state_dict().items()}, vit.blocks[0].attn.num_heads
 
 

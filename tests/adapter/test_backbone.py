@@ -41,10 +41,14 @@ def test_variants_and_attention_types(variant, attn_type):
             _check_pyramid(m(torch.randn(2, 3, *hw)), 2, 64, *hw)
 
 
+def _n_model(n):
+    return ViTBaseline('tiny') if n == 0 else ViTAdapter('tiny', n_interactions=n)
+
+
 @pytest.mark.parametrize('n', [0, 1, 2, 3, 4, 6, 12])
 def test_number_of_interactions(n):
-    m = ViTAdapter('tiny', n_interactions=n).eval()
-    assert m.n_interactions == n and (m.variant == 'baseline') == (n == 0)
+    m = _n_model(n).eval()
+    assert m.n_interactions == n
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         _check_pyramid(m(x), 1, 64, 64, 96)
@@ -79,12 +83,49 @@ def test_injector_gamma_zero_keeps_the_vit_untouched():
         assert not torch.allclose(changed, plain[0])
 
 
-def test_baseline_equals_n0_and_build_backbone():
-    a = build_backbone(dict(type='ViTBaseline', arch='tiny'))
-    b = build_backbone(dict(type='ViTAdapter', arch='tiny', n_interactions=0))
-    assert isinstance(a, ViTBaseline) and b.variant == 'baseline'
-    assert [k for k in a.state_dict()] == [k for k in b.state_dict()]
+def test_baseline_is_its_own_backbone_and_refuses_adapter_arguments():
+    a = build_backbone(dict(type='ViTBaseline', arch='tiny', window_attn=True, window_size=4))
+    assert isinstance(a, ViTBaseline) and not isinstance(a, ViTAdapter)
     assert a.output_shape() == {'p2': (64, 4), 'p3': (64, 8), 'p4': (64, 16), 'p5': (64, 32)}
+    assert not any(k.startswith(('spm.', 'interactions.')) for k in a.state_dict())
+    for bad in (dict(n_interactions=4), dict(attn_type='deformable'), dict(norm='BN'), dict(init_gamma=0.0),
+                dict(variant='baseline'), dict(deform_heads=2), dict(vit_feature_source='final')):
+        with pytest.raises(TypeError, match=r'ViTBaseline \(a plain ViT: adapter arguments do not apply\) got '
+                                            r'unknown arguments \[' + repr(next(iter(bad)))):
+            ViTBaseline('tiny', **bad)
+    for bad in (dict(n_interactions=0), dict(variant='baseline')):
+        with pytest.raises(ValueError, match="type='ViTBaseline'"):
+            ViTAdapter('tiny', **bad)
+    with pytest.raises(TypeError, match='img_size'):  # a nominal size that did nothing is gone
+        ViTAdapter('tiny', img_size=128)
+
+
+@pytest.mark.parametrize('kind', ['adapter', 'baseline'])
+def test_fuse_for_inference_is_explicit_and_equal_to_the_training_path(kind):
+    torch.manual_seed(0)
+    m = (ViTAdapter('tiny', init_gamma=0.5) if kind == 'adapter' else ViTBaseline('tiny')).double()
+    with torch.no_grad():  # trained-looking BatchNorm statistics, so folding them is not a no-op
+        for bn in [x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)]:
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.5, 2.0)
+    m.eval()
+    x = torch.randn(2, 3, 64, 96, dtype=torch.float64)
+    calls = []
+    hooks = [c.register_forward_hook(lambda *_: calls.append(1)) for c in m.modules()
+             if isinstance(c, torch.nn.BatchNorm2d) and c in set(getattr(getattr(m, 'spm', None), 'modules',
+                                                                        lambda: [])())]
+    with torch.no_grad():
+        plain = m(x)
+    n_plain = len(calls)
+    m.fuse_for_inference()
+    with torch.no_grad():
+        fused = m(x)
+    for h in hooks:
+        h.remove()
+    for a, b in zip(plain, fused):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    if kind == 'adapter':  # without the call no-grad runs the SPM's BatchNorms; after it they are folded away
+        assert n_plain == 6 and len(calls) == n_plain
 
 
 @pytest.mark.parametrize('kwargs, match', [
@@ -94,7 +135,6 @@ def test_baseline_equals_n0_and_build_backbone():
     (dict(n_interactions=13), 'between 1 and the ViT depth 12'),
     (dict(n_interactions=5), 'does not divide the ViT depth 12'),
     (dict(norm='foo'), 'unknown norm'),
-    (dict(img_size=100), 'not a multiple of 32'),
     (dict(interaction_indexes=[[0, 3], [5, 11]]), 'consecutive'),
     (dict(attn_type='cswin', deform_heads=3, num_heads=1), 'even number of heads'),
 ])
@@ -106,7 +146,7 @@ def test_bad_arguments_raise_clearly(kwargs, match):
 
 @pytest.mark.parametrize('variant', ['full', 'baseline'])
 def test_input_not_multiple_of_32_raises(variant):
-    m = ViTAdapter('tiny', variant=variant)
+    m = ViTBaseline('tiny') if variant == 'baseline' else ViTAdapter('tiny', variant=variant)
     with pytest.raises(ValueError, match=r'input size 64x100 .* not a multiple of 32; pad the image to 64x128'):
         m(torch.randn(1, 3, 64, 100))
 
@@ -133,9 +173,12 @@ def test_frozen_vit_stays_frozen():
 
 @pytest.mark.parametrize('variant, attn', [('full', 'deformable'), ('full', 'pale'), ('baseline', 'deformable')])
 def test_gradient_checkpointing_same_outputs_and_grads(variant, attn):
-    kw = dict(arch='tiny', variant=variant, attn_type=attn, norm='GN', window_attn=True, window_size=3,
-              init_gamma=0.5)
-    ref, cp = ViTAdapter(**kw).train(), ViTAdapter(with_cp=True, **kw).train()
+    kw = dict(arch='tiny', window_attn=True, window_size=3)
+    if variant == 'baseline':
+        ref, cp = ViTBaseline(**kw).train(), ViTBaseline(with_cp=True, **kw).train()
+    else:
+        kw.update(variant=variant, attn_type=attn, norm='GN', init_gamma=0.5)
+        ref, cp = ViTAdapter(**kw).train(), ViTAdapter(with_cp=True, **kw).train()
     cp.load_state_dict(ref.state_dict())
     x = torch.randn(2, 3, 64, 64)
     outs = [m(x) for m in (ref, cp)]

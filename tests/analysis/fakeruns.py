@@ -104,12 +104,16 @@ def make_grid_N(root, profile='tiny'):
 
 
 def tiny_backbone_config(variant='full', n_interactions=4, attn_type='deformable'):
-    """Config text with a tiny ViT-Adapter backbone, as the manifest stores it."""
+    """Config text with a tiny ViT-Adapter backbone (variant 'baseline': a tiny ViTBaseline), as the manifest
+    stores it."""
+    if variant == 'baseline':
+        backbone = "type='ViTBaseline', arch='tiny', window_attn=True, window_size=4, drop_path_rate=0.0"
+    else:
+        backbone = (f"type='ViTAdapter', arch='tiny', variant='{variant}', n_interactions={n_interactions}, "
+                    f"attn_type='{attn_type}', window_size=4, norm='BN', drop_path_rate=0.0")
     return (f"model = dict(type='MaskRCNN', data_preprocessor=dict(type='DetDataPreprocessor', "
             f"mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True), "
-            f"backbone=dict(type='ViTAdapter', arch='tiny', variant='{variant}', n_interactions={n_interactions}, "
-            f"attn_type='{attn_type}', img_size=128, window_size=4, norm='BN', drop_path_rate=0.0, "
-            f"pretrained=None))\n")
+            f"backbone=dict({backbone}, pretrained=None))\n")
 
 
 def add_checkpoint(run_dir, config_text, seed=0):

@@ -45,7 +45,9 @@ def test_every_run_has_an_existing_config_in_every_profile():
 
 def test_ablation_overrides():
     n = {r.name: r.resolved_overrides('paper') for r in get_grid('N').runs(1)}
-    assert n['N0'] == {'model.backbone.n_interactions': 0, 'model.backbone.variant': 'baseline'}
+    assert n['N0'] == {}  # the baseline is its own backbone type, so its own config files
+    assert {r.name: r.configs for r in get_grid('N').runs(1)}['N0'] == dict(
+        paper='maskrcnn_vit_S_1x.py', tiny='tiny/maskrcnn_tiny_vit_1x.py')
     assert n['N6']['model.backbone.n_interactions'] == 6
     att = {r.name: r.resolved_overrides('paper') for r in get_grid('attention').runs(1)}
     assert att['global']['model.backbone.with_cp'] is True and 'model.backbone.with_cp' not in att['pale']
@@ -68,4 +70,7 @@ def test_tiny_sizes_scale_backbone_and_neck(tmp_path):
         assert ch == [width] * 4
         if 'auxiliary_head' in cfg.model:
             assert cfg.model.auxiliary_head.in_channels == width
-    assert runs['maskrcnn_3x_vit_B'].resolved_overrides('tiny')['model.backbone.type'] == 'ViTBaseline'
+    det = runs['maskrcnn_3x_vit_B']
+    assert det.configs['tiny'] == 'tiny/maskrcnn_tiny_vit_3x.py'
+    cfg, _, _ = build_config(det, 'tiny', {}, tmp_path, dry_run=True)
+    assert cfg.model.backbone.type == 'ViTBaseline' and 'n_interactions' not in cfg.model.backbone

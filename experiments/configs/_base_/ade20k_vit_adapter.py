@@ -6,7 +6,7 @@ model = dict(
     data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                            bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=(512, 512)),
     # Global attention; level i gets the ViT tokens after interaction i (the official segmentation backbone).
-    backbone=dict(window_attn=False, img_size=512, vit_feature_source='per_interaction'),
+    backbone=dict(window_attn=False, vit_feature_source='per_interaction'),
     train_cfg=dict())
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -16,7 +16,7 @@ gn = dict(type='GN', num_groups=16)
 model = wire(
     _base_.model,
     data_preprocessor=dict(pad_size_divisor=32),
-    backbone=dict(arch='tiny', norm='BN', pretrained=None, window_size=4, img_size=128),
+    backbone=dict(arch='tiny', norm='BN', pretrained=None, window_size=4),
     neck=dict(out_channels=fpn, norm_cfg=gn),
     rpn_head=dict(in_channels=fpn, feat_channels=fpn,
                   anchor_generator=dict(scales=[4], ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64])),

@@ -10,7 +10,7 @@ norm_cfg = dict(type='BN', requires_grad=True)
 model = wire(
     _base_.model,
     data_preprocessor=dict(size=(128, 128)),
-    backbone=dict(arch='tiny', norm='BN', pretrained=None, img_size=128),
+    backbone=dict(arch='tiny', norm='BN', pretrained=None),
     neck=dict(out_channels=64),
     decode_head=dict(in_channels=[64] * 4, channels=32, num_classes=num_classes, norm_cfg=norm_cfg))
 optim_wrapper = dict(optimizer=dict(lr=4e-4))

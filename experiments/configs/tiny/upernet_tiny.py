@@ -14,7 +14,7 @@ norm_cfg = dict(type='BN', requires_grad=True)
 model = wire(
     _base_.model,
     data_preprocessor=dict(size=(128, 128)),
-    backbone=dict(arch='tiny', norm='BN', pretrained=None, img_size=128),
+    backbone=dict(arch='tiny', norm='BN', pretrained=None),
     decode_head=dict(channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
     auxiliary_head=dict(channels=32, num_classes=num_classes, norm_cfg=norm_cfg),
     test_cfg=dict(_delete_=True, mode='whole'))

@@ -1,0 +1,65 @@
+"""Every paper config builds the official backbone: the settings of the official config of its row (from the
+official key layout data, tests/adapter/data/official_layout.json) and its exact state-dict layout, so that
+official checkpoints convert into it and back losslessly."""
+import re
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from adapter import build_backbone
+from adapter.convert import convert_official, convert_to_official
+from experiments.grids import CONFIG_DIR
+from tests.adapter.official_layout import layouts, official_state_dict
+
+PAPER = sorted(p for p in CONFIG_DIR.glob('*.py'))
+
+
+def official_name(config: str) -> str:
+    """'maskrcnn_vit_adapter_S_1x' -> 'det_adapter_S'; 'upernet_vit_B_160k' -> 'seg_baseline_B';
+    'upernet_vit_adapter_B_in22k_160k' -> 'seg_adapter_B_in22k'."""
+    m = re.fullmatch(r'(maskrcnn|upernet|semfpn)_vit_(adapter_)?([TSBL])(_in22k)?_\w+', config)
+    assert m, config
+    return f"{'det' if m[1] == 'maskrcnn' else 'seg'}_{'adapter' if m[2] else 'baseline'}_{m[3]}{m[4] or ''}"
+
+
+def _backbone_cfg(path):
+    bb = Config.fromfile(str(path), import_custom_modules=False).model.backbone.to_dict()
+    bb.pop('pretrained', None)
+    if bb.get('norm') == 'SyncBN':
+        bb['norm'] = 'BN'  # same parameters and buffers; SyncBN needs a process group to run
+    return bb
+
+
+@pytest.mark.parametrize('path', PAPER, ids=[p.stem for p in PAPER])
+def test_paper_config_has_the_official_settings_and_layout(path):
+    name = official_name(path.stem)
+    official = layouts()[name]
+    kw = official['kwargs']
+    with torch.device('meta'):
+        model = build_backbone(_backbone_cfg(path))
+    vit = model.vit
+    depth = kw['depth']
+    assert (vit.embed_dim, vit.depth, vit.num_heads) == (kw['embed_dim'], depth, kw['num_heads'])
+    assert [blk.attn.window_size or None for blk in vit.blocks] == kw['window_size']
+    assert [bool(blk.attn.window_size) for blk in vit.blocks] == kw['window_attn']
+    assert [blk.drop_path.p for blk in vit.blocks] == pytest.approx(
+        [kw['drop_path_rate'] * i / (depth - 1) for i in range(depth)])
+    assert vit.pretrain_grid == (kw.get('pretrain_size', 224) // 16,) * 2
+    assert kw.get('layer_scale', True) and all(hasattr(blk.ls1, 'gamma') for blk in vit.blocks)
+    if 'adapter' in name:
+        assert model.indexes == kw['interaction_indexes']
+        assert model.vit_feature_source == ('final' if name.startswith('det') else 'per_interaction')
+        extractors = [b.extractor for b in model.interactions] + list(model.extra_extractors)
+        assert [e.drop_path.p for e in extractors] == [kw['drop_path_rate']] * 6
+        attn = model.interactions[0].injector.attn
+        assert (attn.n_heads, attn.n_points, attn.ratio) == (kw['deform_num_heads'], kw['n_points'],
+                                                             kw['deform_ratio'])
+        assert model.spm.fc1.in_channels == kw['conv_inplane']
+    # the state dict is the official one: keys and shapes after conversion, nothing missing or left over
+    converted, dropped, unmatched = convert_official(official_state_dict(name, device='meta'))
+    ours = {'backbone.' + k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert unmatched == [] and {k: tuple(v.shape) for k, v in converted.items()} == ours
+    back = convert_to_official(converted)
+    assert {k[len('backbone.'):]: list(v.shape) for k, v in back.items() if k != 'backbone.cls_token'} == \
+        official['keys']
