@@ -8,12 +8,12 @@ none is written here.
 Parameters: the whole mmdet / mmseg model built on the meta device (``experiments.models``), its backbone, and the
 adapter alone (backbone minus its ViT). Where ours differs from the paper's number by more than the paper's
 rounding, the row carries a footnote: the cause given by the layout (``Row.param_note``) or "no known cause".
-FLOPs (``adapter.flops``, multiply-accumulates): the backbone at ``--flops-size``; Table A3 (the ViT-Adapter-S
-backbone at 1280x800: the attention types differ only in the backbone, so the paper's differences between its
-Mask R-CNN totals are compared); Table A4 (the whole Semantic FPN at 512x512).
+FLOPs (``adapter.flops``, multiply-accumulates): Table A3 (the ViT-Adapter-S backbone at 1280x800: the attention
+types differ only in the backbone, so the paper's differences between its Mask R-CNN totals are compared); Table A4
+(the whole Semantic FPN at 512x512); with ``--gmacs H W`` also every row's backbone at H x W.
 
 Usage:
-    python -m analysis.summary [--no-flops] [--flops-size H W] [--update-readme FILE]
+    python -m analysis.summary [--no-flops] [--gmacs H W] [--update-readme FILE]
 """
 from __future__ import annotations
 
@@ -202,11 +202,12 @@ def flops_tables() -> list[str]:
     return lines
 
 
-def summary(flops: bool = True, flops_size: tuple = (512, 512)) -> str:
-    """The whole summary as Markdown."""
+def summary(flops: bool = True, gmacs: tuple | None = None) -> str:
+    """The whole summary as Markdown: the #Param table (with backbone GMACs at ``gmacs`` = (H, W) if given), then
+    the FLOP checks unless ``flops`` is False."""
     lines = ['#Param in millions (ours: whole model built from the config; Δ = ours - paper)'
-             + (f'; backbone GMACs at {flops_size[0]}x{flops_size[1]}' if flops else '') + '.', '']
-    lines += param_table(entries(), flops_size if flops else None)
+             + (f'; backbone GMACs at {gmacs[0]}x{gmacs[1]}' if gmacs else '') + '.', '']
+    lines += param_table(entries(), gmacs)
     if flops:
         lines += [''] + flops_tables()
     return '\n'.join(lines) + '\n'
@@ -224,13 +225,13 @@ def update_readme(path: str | Path, markdown: str) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--flops-size', type=int, nargs=2, default=(512, 512), metavar=('H', 'W'),
-                    help='input size of the backbone GMACs column (multiples of 32)')
-    ap.add_argument('--no-flops', action='store_true', help='parameters only (the FLOP counts run forwards)')
+    ap.add_argument('--gmacs', type=int, nargs=2, metavar=('H', 'W'),
+                    help='add a column of backbone GMACs at H x W (multiples of 32; a forward per backbone)')
+    ap.add_argument('--no-flops', action='store_true', help='skip the Table A3 / A4 FLOP checks (they run forwards)')
     ap.add_argument('--update-readme', metavar='FILE', help=f'also write the summary between {MARK_START} and '
                     f'{MARK_END} in FILE')
     args = ap.parse_args(argv)
-    md = summary(flops=not args.no_flops, flops_size=tuple(args.flops_size))
+    md = summary(flops=not args.no_flops, gmacs=tuple(args.gmacs) if args.gmacs else None)
     sys.stdout.write(md)
     if args.update_readme:
         update_readme(args.update_readme, md)

@@ -50,3 +50,12 @@ def test_spm_add_count_is_pinned():
     Mask R-CNN)."""
     spm_add = next(e for e in entries(('components',)) if e.overrides.get('model.backbone.variant') == 'spm_add')
     assert round(counts(spm_add)['model'] * 1e6) == 43_875_248
+
+
+def test_summary_markdown_footnotes_the_known_difference():
+    from analysis.summary import summary
+    md = summary(flops=False)
+    in1k = next(line for line in md.splitlines() if line.startswith('| T4 | ViT-Adapter-B (IN-1K) UperNet |'))
+    assert '| 133.64 | 133.9 | -0.26 [' in in1k  # 133.64M: the official config's count
+    assert '| T4 | ViT-Adapter-B (IN-22K) UperNet | `upernet_vit_adapter_B_in22k_160k.py`' in md
+    assert 'DeiT-B/16 at 224 as in the official ViT-Adapter-B config of this row' in md
