@@ -18,7 +18,7 @@ RUNS_ROOT ?= runs
 export RUNS_ROOT
 
 .PHONY: install install-cuda test ablation-N ablation-components ablation-attention ablation-pretrain \
-        main-det main-seg tables figures bench-ops bench-adapter data-synthetic slurm-up slurm-down clean-venv
+        main-det main-seg tables figures summary bench-ops bench-adapter data-synthetic slurm-up slurm-down clean-venv
 
 install: $(STAMP)
 
@@ -48,6 +48,10 @@ tables: install
 
 figures: install
 	$(PY) -m analysis.figures all --profile $(PROFILE)
+
+# #Param and FLOPs of every paper config beside the paper's numbers (analysis/summary.py).
+summary: install
+	$(PY) -m analysis.summary
 
 data-synthetic: install
 	$(PY) -m experiments.synthetic --out data/synthetic

@@ -6,7 +6,7 @@ auto = the compiled CPU kernel when it builds) run on a (B, 3, S, S) input: forw
 forward+backward (sum of outputs). Time: median over ``--iters`` after one warm-up, the two models interleaved
 in one process (so load drift on a shared machine hits both alike). Memory: peak resident memory of the first
 full-size run above the level before it (Linux VmHWM, reset through /proc/self/clear_refs; one process per
-model). The time ratio adapter/ViT is printed beside the FLOP ratio (forward GMACs as in ``adapter.summary``);
+model). The time ratio adapter/ViT is printed beside the FLOP ratio (forward GMACs counted by ``adapter.flops``);
 the target is time ratio <= 1.1 x FLOP ratio.
 
 Usage:
@@ -137,7 +137,7 @@ def main(argv=None) -> None:
                     help='tuned (default): ops.allocator.tune_glibc_malloc() in each measuring process (large '
                          'tensors reuse memory instead of page-faulting fresh mmap regions); default: glibc as is')
     args = ap.parse_args(argv)
-    from .summary import backbone_flops
+    from .flops import backbone_flops
     from .backbone import ViTAdapter
     backend = os.environ.get('VIT_ADAPTER_MSDA_BACKEND', 'auto')
     print(f'CPU, {args.threads or torch.get_num_threads()} threads, input {args.batch}x3x{args.size}x{args.size}, '

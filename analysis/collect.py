@@ -22,7 +22,7 @@ from analysis.logs import ScalarLog, load_run_scalars, mean_iter_time, peak_memo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-#: Run names per grid (COMMON.md contract); used only when ``experiments.grids`` cannot be imported.
+#: Run names per grid (as in ``experiments.grids``); used only when ``experiments.grids`` cannot be imported.
 CONTRACT_RUNS = {
     'components': ['baseline', 'spm_add', 'spm_injector', 'full'],
     'N': ['N0', 'N1', 'N2', 'N4', 'N6'],
@@ -247,8 +247,8 @@ def load_run(grid: str, run: str, seed: int, profile: str, root: Path, stale_hou
 def expected_runs(grid: str, seeds=None) -> tuple[list[tuple[str, int]], str]:
     """(run, seed) pairs a grid expects, and where the list came from.
 
-    Uses ``experiments.grids.get_grid(grid).runs(seeds)`` when importable, else the contract's run names
-    (COMMON.md) with seeds ``range(seeds)``/``seeds``.
+    Uses ``experiments.grids.get_grid(grid).runs(seeds)`` when importable, else :data:`CONTRACT_RUNS` with seeds
+    ``range(seeds)``/``seeds``.
 
     Args:
         grid: Grid name.

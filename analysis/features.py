@@ -200,7 +200,7 @@ def demo_tensor(n: int = 2, size: int = 128, seed: int = 0, mean=IMAGENET_MEAN, 
 def intermediates(model: torch.nn.Module, images: torch.Tensor) -> dict:
     """``model.forward_intermediates(images)`` in eval mode; checks the contract keys."""
     if not hasattr(model, 'forward_intermediates'):
-        raise TypeError(f'{type(model).__name__} has no forward_intermediates(x); see COMMON.md (adapter)')
+        raise TypeError(f'{type(model).__name__} has no forward_intermediates(x); see adapter/README.md')
     model.eval()
     out = model.forward_intermediates(images)
     for k in ('stride8', 'vit_blocks'):

@@ -11,7 +11,6 @@ import contextlib
 import importlib
 import io
 import math
-import warnings
 from functools import lru_cache
 
 import torch
@@ -24,29 +23,25 @@ def count_params(module: torch.nn.Module) -> int:
 
 def _build_full(config_text: str, task: str | None) -> torch.nn.Module:
     from mmengine.config import Config  # noqa: PLC0415
-    from mmengine.registry import init_default_scope  # noqa: PLC0415
     from mmengine.utils import import_modules_from_strings  # noqa: PLC0415
 
+    from experiments.models import SCOPES, build_model  # noqa: PLC0415
+
     cfg = Config.fromstring(config_text, '.py')
-    scope = cfg.get('default_scope') or {'det': 'mmdet', 'seg': 'mmseg'}.get(task or '', 'mmdet')
+    scope = cfg.get('default_scope') or SCOPES.get(task or '', 'mmdet')
+    tasks = {v: k for k, v in SCOPES.items()}
+    if scope not in tasks:
+        raise ValueError(f'default_scope {scope!r} is neither mmdet nor mmseg')
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
-    registry = importlib.import_module(f'{scope}.registry').MODELS
-    if scope == 'mmdet':
-        importlib.import_module('mmdet.utils').register_all_modules(init_default_scope=False)
-    elif scope == 'mmseg':
-        importlib.import_module('mmseg.utils').register_all_modules(init_default_scope=False)
-    init_default_scope(scope)
-    model_cfg = cfg.model.copy()
+    model_cfg = cfg.model.to_dict()
     for k in ('pretrained', 'init_cfg'):
         model_cfg.pop(k, None)
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter('ignore')
+    with contextlib.redirect_stdout(io.StringIO()):
         try:
-            with torch.device('meta'):
-                return registry.build(model_cfg)
+            return build_model(tasks[scope], model_cfg, device='meta')
         except Exception:  # noqa: BLE001 -- some modules compute on tensors at build time; retry on CPU
-            return registry.build(model_cfg)
+            return build_model(tasks[scope], model_cfg, device='cpu')
 
 
 def _build_backbone(config_text: str) -> torch.nn.Module:
@@ -98,17 +93,17 @@ def run_model_size(manifest: dict, label: str, warn: list[str]) -> tuple[float, 
 
 @lru_cache(maxsize=64)
 def backbone_gmacs(config_text: str, size: int) -> tuple[float, str]:
-    """Backbone GMACs of one forward at ``size x size`` (``adapter.summary.backbone_flops``: dense ops
+    """Backbone GMACs of one forward at ``size x size`` (``adapter.flops.backbone_flops``: dense ops
     counted by torch's FlopCounterMode plus the deformable sampling); NaN and the reason on failure.
 
     This is the backbone alone at the given size, not the paper's whole-model FLOPs at its input size:
     compare ratios between rows, not values with the paper.
     """
     try:
-        from adapter.summary import backbone_flops  # noqa: PLC0415
+        from adapter.flops import backbone_flops  # noqa: PLC0415
 
         from analysis.features import backbone_cfg, build_backbone  # noqa: PLC0415
         model = build_backbone(backbone_cfg(config_text))
-        return backbone_flops(model, (size, size))['total'], f'backbone GMACs at {size}x{size} (adapter.summary)'
+        return backbone_flops(model, (size, size))['total'], f'backbone GMACs at {size}x{size} (adapter.flops)'
     except Exception as e:  # noqa: BLE001 -- reported, not raised
         return math.nan, f'backbone GMACs not available ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""})'

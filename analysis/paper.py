@@ -39,6 +39,18 @@ def parse_value(cell: str) -> float:
     return float(m.group(1)) if m else math.nan
 
 
+def rounding(cell: str) -> float:
+    """Half a unit of the last digit a numeric cell prints (``"133.9"`` -> 0.05, ``"105M"`` -> 0.5), else NaN.
+
+    A value differs from the paper's rounded number when it is farther from it than this.
+    """
+    m = _NUM.match(str(cell))
+    if not m:
+        return math.nan
+    decimals = m.group(1).partition('.')[2]
+    return 0.5 * 10 ** -len(decimals)
+
+
 def footnote(cell: str) -> str:
     """The footnote mark of a cell (``'*'``, ``'(*)'``) or ``''``."""
     m = _NUM.match(str(cell))

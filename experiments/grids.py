@@ -43,7 +43,7 @@ PRETRAIN_SOURCES = {
     'uniperceiver_mm': dict(file='pretrained/uni-perceiver-base-L12-H768-224size-torch-pretrained.pth',
                             format='uniperceiver', size=224, label='Multi-modal (Uni-Perceiver-B)',
                             # Uni-Perceiver's encoder is BERT-style (post-norm blocks, normed embeddings); the
-                            # loader refuses its weights in a pre-norm ViT.
+                            # loader refuses its weights in a pre-norm ViT. Both profiles build it so.
                             backbone=dict(post_norm=True, embed_norm=True)),
 }
 
@@ -168,13 +168,14 @@ def _attention() -> Grid:
 def _pretrain() -> Grid:
     cells = []
     for name, src in PRETRAIN_SOURCES.items():
+        layout = {_BB + k: v for k, v in src.get('backbone', {}).items()}
         cells.append(Cell(
             name, 'det', dict(paper='maskrcnn_vit_adapter_B_3x.py', tiny=_TINY_DET_3X),
             profile_overrides=dict(
-                paper={_BB + 'pretrained': src['file'], _BB + 'pretrain_size': src['size'],
-                       **{_BB + k: v for k, v in src.get('backbone', {}).items()}},
+                paper={_BB + 'pretrained': src['file'], _BB + 'pretrain_size': src['size'], **layout},
                 # Filled in at launch time by experiments.pretrain_tiny (a random checkpoint in this format).
-                tiny={_BB + 'pretrained': f'@synthetic:{src["format"]}', _BB + 'pretrain_size': src['size']}),
+                tiny={_BB + 'pretrained': f'@synthetic:{src["format"]}', _BB + 'pretrain_size': src['size'],
+                      **layout}),
             notes=dict(paper=src['label'],
                        tiny=f'{src["label"]}: tiny profile, no real weights (see experiments/pretrain_tiny.py)')))
     return Grid('pretrain', 'Pre-training source, ViT-Adapter-B Mask R-CNN 3x+MS (Table 3)', tuple(cells))
@@ -185,16 +186,11 @@ def _pretrain() -> Grid:
 TINY_SIZES = {'T': (32, 2), 'S': (64, 2), 'B': (96, 3), 'L': (128, 4)}
 
 
-def _tiny_size(size: str, task: str, head: str = 'maskrcnn') -> dict:
-    """cfg-options that scale the tiny model to the stand-in width of ``size`` (backbone and the layers it feeds)."""
+def _tiny_size(size: str) -> dict:
+    """cfg-options that scale the tiny backbone to the stand-in width of ``size`` (the launcher rewires the neck /
+    heads it feeds, ``experiments.models.rewire``)."""
     width, heads = TINY_SIZES[size]
-    out = {_BB + 'embed_dim': width, _BB + 'num_heads': heads}
-    if task == 'det' or head == 'semfpn':
-        out['model.neck.in_channels'] = [width] * 4
-    else:
-        out['model.decode_head.in_channels'] = [width] * 4
-        out['model.auxiliary_head.in_channels'] = width
-    return out
+    return {_BB + 'embed_dim': width, _BB + 'num_heads': heads}
 
 
 def _tiny_note(size: str) -> str:
@@ -208,7 +204,7 @@ def _main_det() -> Grid:
         tiny = _TINY_DET_VIT[sched] if kind == 'vit' else (_TINY_DET if sched == '1x' else _TINY_DET_3X)
         cells.append(Cell(f'maskrcnn_{sched}_{kind}_{size}', 'det',
                           dict(paper=f'maskrcnn_{kind}_{size}_{sched}.py', tiny=tiny),
-                          profile_overrides=dict(tiny=_tiny_size(size, 'det')),
+                          profile_overrides=dict(tiny=_tiny_size(size)),
                           notes=dict(tiny=_tiny_note(size))))
     return Grid('main-det', 'Mask R-CNN 1x and 3x+MS on COCO, ViT vs ViT-Adapter T/S/B/L (Table 1)', tuple(cells))
 
@@ -220,7 +216,7 @@ def _main_seg() -> Grid:
         tiny = f'tiny/{head}_tiny_vit.py' if kind == 'vit' else f'tiny/{head}_tiny.py'
         cells.append(Cell(f'{head}_{kind}_{size}', 'seg',
                           dict(paper=f'{head}_{kind}_{size}_{iters}.py', tiny=tiny),
-                          profile_overrides=dict(tiny=_tiny_size(size, 'seg', head)),
+                          profile_overrides=dict(tiny=_tiny_size(size)),
                           notes=dict(tiny=_tiny_note(size))))
     return Grid('main-seg', 'UperNet 160k and Semantic FPN 80k on ADE20K, ViT vs ViT-Adapter T/S/B/L (Table 4)',
                 tuple(cells))

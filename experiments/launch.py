@@ -88,8 +88,7 @@ def _synthetic_pretrained(fmt: str, cfg, run_root: Path) -> str | None:
         return None
     bb = dict(cfg.model.backbone)
     tag = f'{bb.get("arch")}_w{bb.get("embed_dim", "")}_p{bb.get("pretrain_size")}'
-    ext = '.pth' if fmt == 'deit' else '.npz'
-    out = run_root / 'pretrained' / f'synthetic_{fmt}_{tag}{ext}'
+    out = run_root / 'pretrained' / f'synthetic_{fmt}_{tag}{pretrain_tiny.SUFFIX[fmt]}'
     if not out.exists():
         pretrain_tiny.synthesize(fmt, out, bb, seed=0)
     return str(out)
@@ -98,6 +97,8 @@ def _synthetic_pretrained(fmt: str, cfg, run_root: Path) -> str | None:
 def build_config(spec: RunSpec, profile: str, extra: dict, runs_root: Path, dry_run: bool = False):
     """The frozen mmengine ``Config`` of one run, and notes for the manifest."""
     from mmengine.config import Config
+
+    from experiments.models import rewire
     cfg_file = spec.config_file(profile)
     cfg = Config.fromfile(str(cfg_file), import_custom_modules=False)
     notes = [spec.notes[profile]] if profile in spec.notes else []
@@ -111,12 +112,14 @@ def build_config(spec: RunSpec, profile: str, extra: dict, runs_root: Path, dry_
         if dry_run:
             pass
         elif path is None:
-            notes.append(f'no {fmt} checkpoint: loading this format needs a post-norm ViT that ViTAdapter does '
-                         'not expose, so this tiny run trains from scratch (loader path not exercised)')
+            notes.append(f'no {fmt} checkpoint can be synthesised (experiments/pretrain_tiny.py), so this tiny run '
+                         'trains from scratch (loader path not exercised)')
         else:
             notes.append(f'pretrained: synthesised random {fmt}-format checkpoint {path} (loader path only)')
     cfg.merge_from_dict(overrides)
     cfg.merge_from_dict(extra)
+    # A backbone override (the tiny grids' widths, --cfg-options model.backbone.arch=...) reaches the neck / heads.
+    cfg.model = rewire(cfg.model.to_dict())
     cfg.randomness = dict(seed=spec.seed, deterministic=True)
     return cfg, overrides, notes
 

@@ -5,11 +5,11 @@ The paper's UperNet recipe scales the lr of ViT block ``i`` (1-based, of ``num_l
 the last block ``rate ** 1``, and everything that is not the plain ViT (adapter modules, neck, heads) the full lr
 (layer ``num_layers + 1``). Weight decay is 0 for 1-D parameters (norms, biases) and for the embeddings/tokens.
 
-Config::
+Config (``num_layers``, the number of ViT blocks, is counted in the model unless given)::
 
     optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
                          constructor='ViTLayerDecayOptimWrapperConstructor',
-                         paramwise_cfg=dict(num_layers=12, layer_decay_rate=0.95))
+                         paramwise_cfg=dict(layer_decay_rate=0.95))
 
 Registered into mmengine's, mmdet's and mmseg's ``OPTIM_WRAPPER_CONSTRUCTORS``.
 """
@@ -50,10 +50,25 @@ def layer_id_for_vit(name: str, num_layers: int, block_pattern: str = r'(?:^|\.)
     return num_layers + 1
 
 
+def count_vit_blocks(module: nn.Module, block_pattern: str = r'(?:^|\.)blocks\.(\d+)\.',
+                     backbone_prefix: str = 'backbone.') -> int:
+    """Number of ViT blocks of a model: 1 + the largest block index among its backbone's parameter names.
+
+    Raises:
+        ValueError: No backbone parameter matches ``block_pattern``.
+    """
+    ids = [int(m.group(1)) for name, _ in module.named_parameters() if name.startswith(backbone_prefix)
+           for m in [re.search(block_pattern, name[len(backbone_prefix):])] if m]
+    if not ids:
+        raise ValueError(f'ViTLayerDecayOptimWrapperConstructor: no parameter under {backbone_prefix!r} matches '
+                         f'{block_pattern!r}; give paramwise_cfg num_layers=<ViT depth> (and block_pattern)')
+    return max(ids) + 1
+
+
 class _LayerDecayMixin:
     def add_params(self, params: list, module: nn.Module, prefix: str = '', is_dcn_module=None) -> None:
         cfg = dict(self.paramwise_cfg)
-        num_layers = cfg.pop('num_layers')
+        num_layers = cfg.pop('num_layers', None)
         rate = cfg.pop('layer_decay_rate', 0.95)
         block_pattern = cfg.pop('block_pattern', r'(?:^|\.)blocks\.(\d+)\.')
         embed_keys = tuple(cfg.pop('embed_keys', DEFAULT_EMBED_KEYS))
@@ -63,6 +78,8 @@ class _LayerDecayMixin:
             raise ValueError(f'ViTLayerDecayOptimWrapperConstructor: unknown paramwise_cfg keys {sorted(cfg)}; '
                              'known: num_layers, layer_decay_rate, block_pattern, embed_keys, no_decay_keys, '
                              'backbone_prefix')
+        if num_layers is None:
+            num_layers = count_vit_blocks(module, block_pattern, backbone_prefix)
         groups: dict[tuple, dict] = {}
         for name, param in module.named_parameters():
             if not param.requires_grad:
@@ -91,17 +108,15 @@ class _LayerDecayMixin:
 class ViTLayerDecayOptimWrapperConstructor(_LayerDecayMixin, DefaultOptimWrapperConstructor):
     """``DefaultOptimWrapperConstructor`` with ViT layer-wise lr decay (see module docstring).
 
-    ``paramwise_cfg`` keys: ``num_layers`` (required), ``layer_decay_rate`` (0.95), ``block_pattern``,
-    ``embed_keys``, ``no_decay_keys``, ``backbone_prefix``.
+    ``paramwise_cfg`` keys: ``num_layers`` (default: counted in the model, :func:`count_vit_blocks`),
+    ``layer_decay_rate`` (0.95), ``block_pattern``, ``embed_keys``, ``no_decay_keys``, ``backbone_prefix``.
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict | None = None) -> None:
-        if not paramwise_cfg or 'num_layers' not in paramwise_cfg:
-            raise ValueError('ViTLayerDecayOptimWrapperConstructor needs paramwise_cfg=dict(num_layers=<ViT depth>, '
-                             'layer_decay_rate=0.95)')
         # The parent validates paramwise_cfg against its own keys; keep ours aside.
         super().__init__(optim_wrapper_cfg, None)
-        self.paramwise_cfg = dict(paramwise_cfg)
+        # never empty: the parent skips add_params (no layer decay at all) for an empty paramwise_cfg
+        self.paramwise_cfg = dict(dict(layer_decay_rate=0.95), **(paramwise_cfg or {}))
 
 
 def _register_downstream() -> None:

@@ -8,9 +8,11 @@ own loader (``adapter.checkpoint``: format detection, key conversion, position-e
   norm, head}}).
 * ``augreg``: a JAX AugReg ``.npz`` ('embedding/kernel' (p, p, 3, C), 'cls', 'Transformer/posembed_input/...',
   'Transformer/encoderblock_N/...' with per-head query/key/value kernels, 'Transformer/encoder_norm', 'head').
-* ``uniperceiver``: not synthesised -- loading Uni-Perceiver weights needs a post-norm ViT
-  (``post_norm=True, embed_norm=True``), which ``ViTAdapter`` does not expose; that tiny cell trains from scratch
-  and its manifest says so.
+* ``uniperceiver``: a Uni-Perceiver ``.pth`` as read by ``adapter.checkpoint`` ({'model': {visual_embed.patch_embed
+  .{proj, pos_embed.weight (N, C)}, visual_embed.embeddings_type, visual_embed.embeddings_norm,
+  layers.N.attention.self.{query, key, value}, attention.output.{dense, LayerNorm}, intermediate.dense,
+  output.{dense, LayerNorm}}}). Its BERT layers are post-norm, so the backbone is built with ``post_norm=True,
+  embed_norm=True`` (the grid's override for that cell, in both profiles).
 
 The weights are random (seeded), so the grid measures the loader path, not the value of pre-training.
 """
@@ -22,7 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-FORMATS = ('deit', 'augreg')
+FORMATS = ('deit', 'augreg', 'uniperceiver')
+#: File suffix of each format.
+SUFFIX = {'deit': '.pth', 'augreg': '.npz', 'uniperceiver': '.pth'}
+_UNIPERCEIVER_LAYER = {'attention.output.dense': 'attn.proj', 'attention.output.LayerNorm': 'norm1',
+                       'intermediate.dense': 'mlp.fc1', 'output.dense': 'mlp.fc2', 'output.LayerNorm': 'norm2'}
 
 
 def _suite_vit_state(backbone_cfg: dict, seed: int) -> tuple[dict, int]:
@@ -70,11 +76,31 @@ def _augreg(sd: dict, width: int, heads: int) -> dict:
     return out
 
 
+def _uniperceiver(sd: dict, width: int) -> dict:
+    if 'embed_norm.weight' not in sd:
+        raise ValueError('a Uni-Perceiver checkpoint needs the backbone built with post_norm=True, embed_norm=True')
+    type_emb = torch.randn(1, width) * 0.02  # folded into the patch bias by the loader
+    out = {'visual_embed.patch_embed.proj.weight': sd['patch_embed.proj.weight'],
+           'visual_embed.patch_embed.proj.bias': sd['patch_embed.proj.bias'] - type_emb[0],
+           'visual_embed.patch_embed.pos_embed.weight': sd['pos_embed'][0],
+           'visual_embed.embeddings_type.weight': type_emb,
+           'visual_embed.embeddings_norm.weight': sd['embed_norm.weight'],
+           'visual_embed.embeddings_norm.bias': sd['embed_norm.bias']}
+    blocks = sorted({int(k.split('.')[1]) for k in sd if k.startswith('blocks.')})
+    for i in blocks:
+        for kind in ('weight', 'bias'):
+            for name, w in zip(('query', 'key', 'value'), sd[f'blocks.{i}.attn.qkv.{kind}'].chunk(3)):
+                out[f'layers.{i}.attention.self.{name}.{kind}'] = w
+            for src, dst in _UNIPERCEIVER_LAYER.items():
+                out[f'layers.{i}.{src}.{kind}'] = sd[f'blocks.{i}.{dst}.{kind}']
+    return {'model': out}
+
+
 def synthesize(fmt: str, path: str | os.PathLike, backbone_cfg: dict, seed: int = 0) -> tuple[Path, dict]:
     """Write a random tiny ViT checkpoint in ``fmt`` to ``path``.
 
     Args:
-        fmt: 'deit' (.pth) or 'augreg' (.npz).
+        fmt: 'deit' (.pth), 'augreg' (.npz) or 'uniperceiver' (.pth; the backbone with post_norm / embed_norm).
         path: Output file (its suffix is set from the format).
         backbone_cfg: The run's ``model.backbone`` config (arch, widths, pretrain_size).
         seed: Seed of the random weights.
@@ -86,11 +112,13 @@ def synthesize(fmt: str, path: str | os.PathLike, backbone_cfg: dict, seed: int 
         raise ValueError(f'cannot synthesise {fmt!r} checkpoints; formats: {FORMATS}')
     sd, heads = _suite_vit_state(backbone_cfg, seed)
     width = sd['pos_embed'].shape[-1]
-    path = Path(path).with_suffix('.pth' if fmt == 'deit' else '.npz')
+    path = Path(path).with_suffix(SUFFIX[fmt])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + '.tmp' + path.suffix)
     if fmt == 'deit':
         torch.save(_timm(sd, width), tmp)
+    elif fmt == 'uniperceiver':
+        torch.save(_uniperceiver(sd, width), tmp)
     else:
         np.savez(tmp, **{k: v.numpy().astype(np.float32) for k, v in _augreg(sd, width, heads).items()})
     os.replace(tmp, path)

@@ -10,15 +10,11 @@ from __future__ import annotations
 import copy
 import logging
 
-try:
-    from experiments.compat import patch_mmengine
-except ImportError as err:  # pragma: no cover - only while the lead's compat module is missing
-    raise ImportError('experiments.compat (owned by the lead) is missing: it provides patch_mmengine(), which '
-                      'the mm shims call on import; update the checkout') from err
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from adapter import ViTAdapter, ViTBaseline
+from experiments.compat import patch_mmengine
 
 patch_mmengine()
 

@@ -196,7 +196,7 @@ def test_flops_option_backbone_only(tmp_path):
         assert rows.loc[r, 'FLOPs (G) ours'] > 0 and math.isnan(rows.loc[r, 'FLOPs (G) diff'])
     assert math.isnan(rows.loc['CSwin', 'FLOPs (G) ours'])  # missing run
     md = (out / 'tiny' / 'attention' / 'table.md').read_text()
-    assert "backbone GMACs at 64x64 (adapter.summary): backbone only, NOT the paper's whole-model FLOPs" in md
+    assert "backbone GMACs at 64x64 (adapter.flops): backbone only, NOT the paper's whole-model FLOPs" in md
 
 
 def test_all_grids_with_runs(tmp_path, capsys):
@@ -211,3 +211,27 @@ def test_all_grids_with_runs(tmp_path, capsys):
     assert {p.name for p in (out / 'tiny' / 'main-seg').iterdir()} >= {'table.md', 'table_A4.md', 'table_A4.csv'}
     t4 = (out / 'tiny' / 'main-seg' / 'table.md').read_text()
     assert '| ViT-Adapter-S (IN-1K) | - | 31.9 | - | 30.0 | 46.1 | -16.1 |' in t4
+
+
+def test_param_footnotes_in_the_paper_profile(tmp_path):
+    """A #Param farther from the paper's than its rounding gets a footnote: the layout's cause, else 'no known
+    cause'; within the rounding, none. The tiny profile (stand-in models) gets none."""
+    from tests.analysis.fakeruns import seg_val_line, train_line, write_run
+    root = tmp_path / 'runs'
+    for profile in ('paper', 'tiny'):
+        for run, params in (('upernet_vit_adapter_B', 133.62), ('upernet_vit_adapter_S', 57.61),
+                            ('upernet_vit_S', 53.4)):
+            write_run(root, profile, 'main-seg', run, 0, task='seg',
+                      starts=[[train_line(10, 1.0), seg_val_line(0, 40.0)]],
+                      final={'mIoU': 40.0, 'aAcc': 80.0, 'params_m': params})
+    out = tmp_path / 'out'
+    for profile in ('paper', 'tiny'):
+        assert main(['main-seg', '--profile', profile, '--runs-root', str(root), '--out', str(out)]) == 0
+    md = (out / 'paper' / 'main-seg' / 'table.md').read_text()
+    rows = {line.split(' | ')[0].lstrip('| '): line for line in md.splitlines() if line.startswith('| ViT')}
+    assert '| 53.4 | 53.6 | -0.2 [1] |' in rows['ViT-S (IN-1K)']  # marks numbered in row order
+    assert '| 57.6 | 57.6 | +0.0 |' in rows['ViT-Adapter-S (IN-1K)']
+    assert '| 133.6 | 133.9 | -0.3 [2] |' in rows['ViT-Adapter-B (IN-1K)']
+    assert "- [1] #Param differs from the paper's rounded number: no known cause" in md
+    assert "- [2] #Param differs from the paper's rounded number: ADE20K B, ImageNet-1K: DeiT-B/16 at 224" in md
+    assert '[1]' not in (out / 'tiny' / 'main-seg' / 'table.md').read_text()

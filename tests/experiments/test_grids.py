@@ -57,17 +57,20 @@ def test_ablation_overrides():
 
 
 def test_tiny_sizes_scale_backbone_and_neck(tmp_path):
-    from mmengine.config import Config
+    """The grid sets the tiny backbone's width; the launcher's config feeds it to the neck / heads."""
+    from experiments.launch import build_config
     runs = {r.name: r for r in get_grid('main-seg').runs(1)}
-    for name, width in (('upernet_vit_adapter_T', 32), ('semfpn_vit_L', 128)):
+    runs.update({r.name: r for r in get_grid('main-det').runs(1)})
+    for name, width in (('upernet_vit_adapter_T', 32), ('semfpn_vit_L', 128), ('maskrcnn_3x_vit_B', 96)):
         run = runs[name]
-        cfg = Config.fromfile(str(run.config_file('tiny')), import_custom_modules=False)
-        cfg.merge_from_dict(run.resolved_overrides('tiny'))
+        assert not any('in_channels' in k for k in run.resolved_overrides('tiny'))
+        cfg, _, _ = build_config(run, 'tiny', {}, tmp_path, dry_run=True)
         assert cfg.model.backbone.embed_dim == width
         ch = cfg.model.neck.in_channels if 'neck' in cfg.model else cfg.model.decode_head.in_channels
         assert ch == [width] * 4
-    det = {r.name: r for r in get_grid('main-det').runs(1)}['maskrcnn_3x_vit_B']
-    over = det.resolved_overrides('tiny')
-    assert det.configs['tiny'] == 'tiny/maskrcnn_tiny_vit_3x.py' and over['model.neck.in_channels'] == [96] * 4
-    cfg = Config.fromfile(str(det.config_file('tiny')), import_custom_modules=False)
+        if 'auxiliary_head' in cfg.model:
+            assert cfg.model.auxiliary_head.in_channels == width
+    det = runs['maskrcnn_3x_vit_B']
+    assert det.configs['tiny'] == 'tiny/maskrcnn_tiny_vit_3x.py'
+    cfg, _, _ = build_config(det, 'tiny', {}, tmp_path, dry_run=True)
     assert cfg.model.backbone.type == 'ViTBaseline' and 'n_interactions' not in cfg.model.backbone

@@ -16,10 +16,11 @@ PAPER = sorted(p for p in CONFIG_DIR.glob('*.py'))
 
 
 def official_name(config: str) -> str:
-    """'maskrcnn_vit_adapter_S_1x' -> 'det_adapter_S'; 'upernet_vit_B_160k' -> 'seg_baseline_B'."""
-    m = re.fullmatch(r'(maskrcnn|upernet|semfpn)_vit_(adapter_)?([TSBL])_\w+', config)
+    """'maskrcnn_vit_adapter_S_1x' -> 'det_adapter_S'; 'upernet_vit_B_160k' -> 'seg_baseline_B';
+    'upernet_vit_adapter_B_in22k_160k' -> 'seg_adapter_B_in22k'."""
+    m = re.fullmatch(r'(maskrcnn|upernet|semfpn)_vit_(adapter_)?([TSBL])(_in22k)?_\w+', config)
     assert m, config
-    return f"{'det' if m[1] == 'maskrcnn' else 'seg'}_{'adapter' if m[2] else 'baseline'}_{m[3]}"
+    return f"{'det' if m[1] == 'maskrcnn' else 'seg'}_{'adapter' if m[2] else 'baseline'}_{m[3]}{m[4] or ''}"
 
 
 def _backbone_cfg(path):

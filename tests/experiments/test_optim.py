@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from experiments.optim import ViTLayerDecayOptimWrapperConstructor, layer_id_for_vit
+from experiments.optim import ViTLayerDecayOptimWrapperConstructor, count_vit_blocks, layer_id_for_vit
 
 
 def test_layer_ids():
@@ -40,10 +40,20 @@ def test_constructor_scales_lr_and_decay():
     assert sum(len(g['params']) for g in groups) == len(list(_Toy().parameters()))
 
 
-def test_constructor_needs_num_layers_and_rejects_unknown_keys():
+def test_num_layers_is_counted_in_the_model():
+    assert count_vit_blocks(_Toy()) == 3
+    ctor = ViTLayerDecayOptimWrapperConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05)),
+        dict(layer_decay_rate=0.5))
+    groups = ctor(_Toy()).optimizer.param_groups
+    assert {g['layer_id'] for g in groups} == {0, 1, 2, 3, 4}
+    assert min(g['lr'] for g in groups) == pytest.approx(1e-3 * 0.5 ** 4)
     with pytest.raises(ValueError, match='num_layers'):
         ViTLayerDecayOptimWrapperConstructor(dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3)),
-                                             dict(layer_decay_rate=0.9))
+                                             {})(nn.Linear(2, 2))
+
+
+def test_constructor_rejects_unknown_keys():
     ctor = ViTLayerDecayOptimWrapperConstructor(
         dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3)), dict(num_layers=3, decay=0.9))
     with pytest.raises(ValueError, match='unknown paramwise_cfg keys'):

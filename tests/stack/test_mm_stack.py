@@ -1,8 +1,9 @@
 """The pinned OpenMMLab stack works on this CPU torch: real mmdet Mask R-CNN and mmseg UperNet, built from
 configs through the registries, run one training step and one inference step.
 
-The backbone here is a small ResNet (the adapter has its own tests); what is tested is the stack: mmcv's
-compiled ops (RoIAlign, NMS), mmengine's optim wrappers and the two frameworks' data samples.
+The models are the suite's own (``experiments.models.model_config``: the ``_base_`` configs) with a small ResNet
+as backbone (the adapter has its own tests); what is tested is the stack: mmcv's compiled ops (RoIAlign, NMS),
+mmengine's optim wrappers and the two frameworks' data samples.
 """
 import copy
 
@@ -11,56 +12,24 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from experiments.models import model_config
+
+
+def _resnet(kind='ResNet', **kw):
+    return dict(_delete_=True, type=kind, depth=18, base_channels=16, num_stages=4, out_indices=(0, 1, 2, 3),
+                norm_cfg=dict(type='BN', requires_grad=True), style='pytorch', **kw)
+
 
 def _mask_rcnn_cfg(num_classes=3):
-    return dict(
-        type='MaskRCNN',
-        data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
-                               std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_mask=True, pad_size_divisor=32),
-        backbone=dict(type='ResNet', depth=18, base_channels=16, num_stages=4, out_indices=(0, 1, 2, 3),
-                      norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False, style='pytorch'),
-        neck=dict(type='FPN', in_channels=[16, 32, 64, 128], out_channels=32, num_outs=5),
-        rpn_head=dict(
-            type='RPNHead', in_channels=32, feat_channels=32,
-            anchor_generator=dict(type='AnchorGenerator', scales=[2], ratios=[0.5, 1.0, 2.0],
-                                  strides=[4, 8, 16, 32, 64]),
-            bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4, target_stds=[1.0] * 4),
-            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
-            loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
-        roi_head=dict(
-            type='StandardRoIHead',
-            bbox_roi_extractor=dict(type='SingleRoIExtractor', roi_layer=dict(type='RoIAlign', output_size=7,
-                                                                             sampling_ratio=0),
-                                    out_channels=32, featmap_strides=[4, 8, 16, 32]),
-            bbox_head=dict(type='Shared2FCBBoxHead', in_channels=32, fc_out_channels=64, roi_feat_size=7,
-                           num_classes=num_classes,
-                           bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4,
-                                           target_stds=[0.1, 0.1, 0.2, 0.2]),
-                           reg_class_agnostic=False,
-                           loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-                           loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
-            mask_roi_extractor=dict(type='SingleRoIExtractor', roi_layer=dict(type='RoIAlign', output_size=14,
-                                                                             sampling_ratio=0),
-                                    out_channels=32, featmap_strides=[4, 8, 16, 32]),
-            mask_head=dict(type='FCNMaskHead', num_convs=1, in_channels=32, conv_out_channels=32,
-                           num_classes=num_classes, loss_mask=dict(type='CrossEntropyLoss', use_mask=True,
-                                                                    loss_weight=1.0))),
-        train_cfg=dict(
-            rpn=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3, min_pos_iou=0.3,
-                                   match_low_quality=True, ignore_iof_thr=-1),
-                     sampler=dict(type='RandomSampler', num=64, pos_fraction=0.5, neg_pos_ub=-1,
-                                  add_gt_as_proposals=False),
-                     allowed_border=-1, pos_weight=-1, debug=False),
-            rpn_proposal=dict(nms_pre=200, max_per_img=100, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
-            rcnn=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5,
-                                    match_low_quality=True, ignore_iof_thr=-1),
-                      sampler=dict(type='RandomSampler', num=64, pos_fraction=0.25, neg_pos_ub=-1,
-                                   add_gt_as_proposals=True),
-                      mask_size=28, pos_weight=-1, debug=False)),
-        test_cfg=dict(
-            rpn=dict(nms_pre=200, max_per_img=100, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
-            rcnn=dict(score_thr=0.0, nms=dict(type='nms', iou_threshold=0.5), max_per_img=20,
-                      mask_thr_binary=0.5)))
+    """The suite's Mask R-CNN (``_base_/maskrcnn_vit_adapter.py``) around a small ResNet, sized for 64x64 images."""
+    return model_config(
+        'maskrcnn', _resnet(norm_eval=False),
+        neck=dict(in_channels=[16, 32, 64, 128]),
+        rpn_head=dict(anchor_generator=dict(scales=[2])),
+        roi_head=dict(bbox_head=dict(num_classes=num_classes), mask_head=dict(num_classes=num_classes)),
+        train_cfg=dict(rpn=dict(sampler=dict(num=64)), rpn_proposal=dict(nms_pre=200, max_per_img=100),
+                       rcnn=dict(sampler=dict(num=64))),
+        test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=100), rcnn=dict(score_thr=0.0, max_per_img=20)))
 
 
 def _det_batch(size=64, n_images=2):
@@ -110,23 +79,13 @@ def test_mmdet_mask_rcnn_train_and_infer_step():
 
 
 def _upernet_cfg(num_classes=4):
-    norm = dict(type='BN', requires_grad=True)
-    return dict(
-        type='EncoderDecoder',
-        data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
-                               std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
-                               size=(64, 64)),
-        backbone=dict(type='ResNetV1c', depth=18, base_channels=16, stem_channels=16, num_stages=4,
-                      out_indices=(0, 1, 2, 3), norm_cfg=norm, style='pytorch'),
-        decode_head=dict(type='UPerHead', in_channels=[16, 32, 64, 128], in_index=[0, 1, 2, 3],
-                         pool_scales=(1, 2, 3, 6), channels=32, dropout_ratio=0.1, num_classes=num_classes,
-                         norm_cfg=norm, align_corners=False,
-                         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-        auxiliary_head=dict(type='FCNHead', in_channels=64, in_index=2, channels=16, num_convs=1,
-                            concat_input=False, dropout_ratio=0.1, num_classes=num_classes, norm_cfg=norm,
-                            align_corners=False,
-                            loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
-        train_cfg=dict(), test_cfg=dict(mode='whole'))
+    """The suite's UperNet (``_base_/upernet_vit_adapter.py``) around a small ResNet, on 64x64 images."""
+    return model_config(
+        'upernet', _resnet('ResNetV1c', stem_channels=16),
+        data_preprocessor=dict(size=(64, 64)),
+        decode_head=dict(in_channels=[16, 32, 64, 128], channels=32, num_classes=num_classes),
+        auxiliary_head=dict(in_channels=64, channels=16, num_classes=num_classes),
+        test_cfg=dict(_delete_=True, mode='whole'))
 
 
 def _seg_batch(size=64, n_images=2):

@@ -1,7 +1,5 @@
-"""Mask R-CNN + ViT-Adapter-B: the ViT-Adapter-S model with the B preset (pre-trained: DeiT-B, ImageNet-1K)."""
-_base_ = ['./maskrcnn_vit_adapter.py']
-vit_width = 768
-vit_depth = 12
-model = dict(
-    backbone=dict(arch='B', drop_path_rate=0.3, pretrained='pretrained/deit_base_patch16_224-b5f2ef4d.pth', pretrain_size=224),
-    neck=dict(in_channels=[vit_width] * 4))
+"""Mask R-CNN + ViT-Adapter-B: the ViT-Adapter-S model at size B; the neck / heads follow its width."""
+_base_ = ['./maskrcnn_vit_adapter.py', './vit_adapter_b.py']
+from experiments.models import wire  # noqa: E402  (after _base_, so mmengine reads a classic config)
+
+model = wire(_base_.model, backbone=_base_.vit_adapter_b)

@@ -4,12 +4,14 @@ Schedule as in PVT's Semantic FPN recipe that the paper follows (AdamW lr 1e-4, 
 batch 16; the paper's tables give only "80k", the remaining values are that recipe's.
 """
 _base_ = ['./ade20k_vit_adapter.py']
+from experiments.models import wire  # noqa: E402  (after _base_, so mmengine reads a classic config)
 
-vit_width = 384  # ViT-S
 num_classes = 150
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-model = dict(
-    neck=dict(type='FPN', in_channels=[vit_width] * 4, out_channels=256, num_outs=4),
+# wire(): the FPN's in_channels are the backbone's width (the arch preset's), see experiments/models.py.
+model = wire(
+    _base_.model,
+    neck=dict(type='FPN', out_channels=256, num_outs=4),
     decode_head=dict(
         type='FPNHead',
         in_channels=[256, 256, 256, 256],

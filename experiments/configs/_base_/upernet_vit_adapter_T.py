@@ -1,9 +1,5 @@
-"""UperNet + ViT-Adapter-T: the ViT-Adapter-S model with the T preset (pre-trained: DeiT-Ti, ImageNet-1K)."""
-_base_ = ['./upernet_vit_adapter.py']
-vit_width = 192
-vit_depth = 12
-model = dict(
-    backbone=dict(arch='T', drop_path_rate=0.1, pretrained='pretrained/deit_tiny_patch16_224-a1311bcf.pth', pretrain_size=224),
-    decode_head=dict(in_channels=[vit_width] * 4),
-    auxiliary_head=dict(in_channels=vit_width))
-optim_wrapper = dict(paramwise_cfg=dict(num_layers=vit_depth))
+"""UperNet + ViT-Adapter-T: the ViT-Adapter-S model at size T; the neck / heads follow its width."""
+_base_ = ['./upernet_vit_adapter.py', './vit_adapter_t.py']
+from experiments.models import wire  # noqa: E402  (after _base_, so mmengine reads a classic config)
+
+model = wire(_base_.model, backbone=_base_.vit_adapter_t)

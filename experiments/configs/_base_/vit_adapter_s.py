@@ -1,4 +1,8 @@
-"""The paper's ViT-Adapter-S backbone settings, shared by detection and segmentation (tasks add their own)."""
+"""The paper's ViT-Adapter-S backbone settings, shared by detection and segmentation (tasks add their own).
+
+The sizes (width, depth, heads, drop path, pre-training size...) are the 'S' row of ``adapter/presets.py``; a
+config names the arch and its pre-trained checkpoint, never the preset's numbers.
+"""
 model = dict(
     backbone=dict(
         type='ViTAdapter',
@@ -7,7 +11,5 @@ model = dict(
         variant='full',
         attn_type='deformable',
         norm='SyncBN',
-        drop_path_rate=0.2,
         layer_scale_init=1.0,  # the official ViT: layer scale in every block, gammas initialised to 1.0
-        pretrained='pretrained/deit_small_patch16_224-cd65a155.pth',
-        pretrain_size=224))
+        pretrained='pretrained/deit_small_patch16_224-cd65a155.pth'))

@@ -1,21 +1,23 @@
 """Tiny profile of Mask R-CNN 1x: the same model code on CPU, synthetic COCO (128x128 shapes), minutes per run.
 
-Deltas from the paper model: arch='tiny' (width 64), FPN/RPN 64 channels, RoI FC 128, mask head 64, fewer
+Deltas from the paper model: arch='tiny' (width 64; the FPN input follows it), FPN/RPN 64 channels, RoI FC 128, mask head 64, fewer
 proposals and sampled RoIs (64 per image), GroupNorm in FPN and RoI heads (the usual practice for detectors trained
 from scratch; measured effect in experiments/README.md); batch 2 for 400 iterations (800 images = 2 passes over
 the 400 training images) with lr steps at 8/12 and 11/12 of the run (the 1x shape); evaluation once, at the end.
 """
 _base_ = ['../maskrcnn_vit_adapter_S_1x.py']
+from experiments.models import wire  # noqa: E402  (after _base_, so mmengine reads a classic config)
 
 data_root = 'data/synthetic/coco/'
 metainfo = dict(classes=('disc', 'square', 'triangle'), palette=[(220, 60, 60), (60, 200, 60), (70, 90, 230)])
 img_scale = (128, 128)
 fpn = 64
 gn = dict(type='GN', num_groups=16)
-model = dict(
+model = wire(
+    _base_.model,
     data_preprocessor=dict(pad_size_divisor=32),
-    backbone=dict(arch='tiny', norm='BN', drop_path_rate=0.0, pretrained=None, window_size=4),
-    neck=dict(in_channels=[64] * 4, out_channels=fpn, norm_cfg=gn),
+    backbone=dict(arch='tiny', norm='BN', pretrained=None, window_size=4),
+    neck=dict(out_channels=fpn, norm_cfg=gn),
     rpn_head=dict(in_channels=fpn, feat_channels=fpn,
                   anchor_generator=dict(scales=[4], ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64])),
     roi_head=dict(

@@ -1,15 +1,17 @@
 """Tiny profile of Semantic FPN 80k: arch='tiny', 128x128 synthetic ADE20K, FPN 64 / head 32 channels, 300 iters."""
 _base_ = ['../semfpn_vit_adapter_S_80k.py', './_seg_data.py']
+from experiments.models import wire  # noqa: E402  (after _base_, so mmengine reads a classic config)
 
 train_dataloader = {{_base_.tiny_seg_train_dataloader}}
 val_dataloader = {{_base_.tiny_seg_val_dataloader}}
 test_dataloader = val_dataloader
 num_classes = 4
 norm_cfg = dict(type='BN', requires_grad=True)
-model = dict(
+model = wire(
+    _base_.model,
     data_preprocessor=dict(size=(128, 128)),
-    backbone=dict(arch='tiny', norm='BN', drop_path_rate=0.0, pretrained=None),
-    neck=dict(in_channels=[64] * 4, out_channels=64),
+    backbone=dict(arch='tiny', norm='BN', pretrained=None),
+    neck=dict(out_channels=64),
     decode_head=dict(in_channels=[64] * 4, channels=32, num_classes=num_classes, norm_cfg=norm_cfg))
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
 max_iters = 300

@@ -1,22 +1,24 @@
 """Tiny profile of UperNet 160k: arch='tiny', 128x128 synthetic ADE20K, heads at 64/32 channels, 300 iterations.
 
 The schedule keeps the paper's shape (linear warm-up, then poly decay; layer-wise lr decay 0.95 over the 12 tiny
-ViT blocks) on a 300-iteration budget.
+ViT blocks, counted in the model) on a 300-iteration budget.
 """
 _base_ = ['../upernet_vit_adapter_S_160k.py', './_seg_data.py']
+from experiments.models import wire  # noqa: E402  (after _base_, so mmengine reads a classic config)
 
 train_dataloader = {{_base_.tiny_seg_train_dataloader}}
 val_dataloader = {{_base_.tiny_seg_val_dataloader}}
 test_dataloader = val_dataloader
 num_classes = 4
 norm_cfg = dict(type='BN', requires_grad=True)
-model = dict(
+model = wire(
+    _base_.model,
     data_preprocessor=dict(size=(128, 128)),
-    backbone=dict(arch='tiny', norm='BN', drop_path_rate=0.0, pretrained=None),
-    decode_head=dict(in_channels=[64] * 4, channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
-    auxiliary_head=dict(in_channels=64, channels=32, num_classes=num_classes, norm_cfg=norm_cfg),
+    backbone=dict(arch='tiny', norm='BN', pretrained=None),
+    decode_head=dict(channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
+    auxiliary_head=dict(channels=32, num_classes=num_classes, norm_cfg=norm_cfg),
     test_cfg=dict(_delete_=True, mode='whole'))
-optim_wrapper = dict(optimizer=dict(lr=4e-4), paramwise_cfg=dict(num_layers=12))
+optim_wrapper = dict(optimizer=dict(lr=4e-4))
 max_iters = 300
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=30),

@@ -1,4 +1,7 @@
-"""mmdet Mask R-CNN and mmseg UperNet training steps with the adapter ('tiny'), built via the registries."""
+"""mmdet Mask R-CNN and mmseg UperNet training steps with the adapter ('tiny'), built via the registries.
+
+The models are the suite's (``experiments.models.model_config``: the _base_ configs) around a tiny backbone.
+"""
 import pytest
 import torch
 
@@ -8,8 +11,12 @@ pytest.importorskip('mmseg')
 from mmengine.optim import OptimWrapper  # noqa: E402
 from mmengine.structures import InstanceData, PixelData  # noqa: E402
 
-from adapter.mmconfigs import maskrcnn_config, upernet_config  # noqa: E402
-from adapter.summary import build_mm_model  # noqa: E402
+from experiments.models import build_model, model_config  # noqa: E402
+
+
+def _tiny(**kw) -> dict:
+    """A tiny ViTAdapter dict replacing the config's backbone."""
+    return dict(_delete_=True, type='ViTAdapter', arch='tiny', **kw)
 
 
 def _step(model, data):
@@ -33,11 +40,11 @@ def test_mmdet_maskrcnn_train_step_and_pretrained_init_cfg(tmp_path):
     sd = dict(ref.state_dict(), cls_token=torch.zeros(1, 1, 64), **{'head.weight': torch.zeros(10, 64)})
     sd['pos_embed'] = torch.cat([torch.zeros(1, 1, 64), sd['pos_embed']], 1)
     torch.save({'model': sd}, ckpt)
-    cfg = maskrcnn_config(dict(type='ViTAdapter', arch='tiny', window_attn=True, window_size=4,
-                               init_cfg=dict(type='Pretrained', checkpoint=str(ckpt))))
-    cfg['train_cfg']['rpn_proposal'].update(nms_pre=200, max_per_img=100)   # fewer RoIs: CPU time
-    cfg['train_cfg']['rcnn']['sampler']['num'] = 64
-    model = build_mm_model('det', cfg)
+    cfg = model_config('maskrcnn', _tiny(window_attn=True, window_size=4,
+                                         init_cfg=dict(type='Pretrained', checkpoint=str(ckpt))),
+                       # fewer RoIs: CPU time
+                       train_cfg=dict(rpn_proposal=dict(nms_pre=200, max_per_img=100), rcnn=dict(sampler=dict(num=64))))
+    model = build_model('det', cfg)
     model.init_weights()
     torch.testing.assert_close(model.backbone.vit.blocks[3].mlp.fc1.weight, ref.blocks[3].mlp.fc1.weight)
     data = dict(inputs=[], data_samples=[])
@@ -57,8 +64,9 @@ def test_mmdet_maskrcnn_train_step_and_pretrained_init_cfg(tmp_path):
 
 def test_mmseg_upernet_train_step():
     from mmseg.structures import SegDataSample
-    model = build_mm_model('seg', upernet_config(dict(type='ViTAdapter', arch='tiny'), num_classes=5, crop=64,
-                                                 channels=32))
+    model = build_model('seg', model_config(
+        'upernet', _tiny(), data_preprocessor=dict(size=(64, 64)),
+        decode_head=dict(num_classes=5, channels=32), auxiliary_head=dict(num_classes=5)))
     data = dict(inputs=[], data_samples=[])
     for _ in range(2):
         s = SegDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64)))
@@ -80,9 +88,9 @@ def test_shim_registration_and_baseline():
         a, b = reg.get('ViTAdapter'), reg.get('ViTBaseline')
         assert issubclass(a, ViTAdapter) and issubclass(a, BaseModule) and issubclass(b, ViTBaseline)
     assert not issubclass(ViTAdapter, BaseModule)
-    model = build_mm_model('det', maskrcnn_config(dict(type='ViTBaseline', arch='tiny')))
+    model = build_model('det', model_config('maskrcnn', dict(_delete_=True, type='ViTBaseline', arch='tiny')))
     outs = model.backbone(torch.randn(1, 3, 64, 64))
     assert [o.shape[-1] for o in outs] == [16, 8, 4, 2]
     with pytest.raises(ValueError, match='either pretrained'):
-        build_mm_model('det', maskrcnn_config(dict(type='ViTAdapter', arch='tiny', pretrained='a.pth',
-                                                   init_cfg=dict(type='Pretrained', checkpoint='a.pth'))))
+        build_model('det', model_config('maskrcnn', _tiny(pretrained='a.pth',
+                                                          init_cfg=dict(type='Pretrained', checkpoint='a.pth'))))

@@ -1,6 +1,6 @@
 """The FLOP counter counts what its docstring says (dense ops incl. CPU SDPA, plus deformable sampling)."""
 from adapter import ViTAdapter
-from adapter.summary import backbone_flops
+from adapter.flops import backbone_flops
 from adapter.vit import VisionTransformer
 
 
