@@ -19,7 +19,7 @@ import torch
 
 from ops import _build, functions, ms_deform_attn, ms_deform_attn_reference
 
-from .cases import KERNELS, adapter_inputs, make_inputs
+from .cases import CUDA, KERNELS, adapter_inputs, make_inputs
 
 BACKENDS = [pytest.param('reference', 'cpu', id='reference')] + KERNELS
 
@@ -82,6 +82,31 @@ def test_overflowing_level_table_raises_value_error_on_the_cpu_backend(case):
     lines = res.stdout.strip().splitlines()
     assert len(lines) == 4 and all('ValueError' in line and 'overflow' in line for line in lines), res.stdout
     assert re.search(OVERFLOWING[case][2], lines[0]), lines[0]
+
+
+_CUDA_CALL = '''
+import sys, torch
+from tests.ops.test_robustness import _overflow_args
+from ops import ms_deform_attn
+args = _overflow_args(sys.argv[1], "cuda")
+try:
+    ms_deform_attn(*args, backend="cuda")  # no host read of the table: the kernel checks it
+    torch.cuda.synchronize()
+    print("no error")
+except RuntimeError as exc:
+    print("RuntimeError:", " ".join(str(exc).split())[:300])
+'''
+
+
+@pytest.mark.cuda
+@CUDA
+@pytest.mark.parametrize('case', list(OVERFLOWING))
+def test_overflowing_level_table_stops_the_cuda_kernel(case):
+    """In-kernel check: a device-side assertion (it poisons the CUDA context, hence the subprocess)."""
+    res = subprocess.run([sys.executable, '-c', _CUDA_CALL, case], capture_output=True, text=True, timeout=600)
+    assert 'RuntimeError' in res.stdout and 'device-side assert' in res.stdout, (res.stdout, res.stderr[-2000:])
+    # the assertion message is printed by the device (printf: stdout, or stderr depending on the driver)
+    assert 'spatial_shapes / level_start_index' in res.stdout + res.stderr, (res.stdout, res.stderr[-2000:])
 
 
 def test_level_table_errors_name_the_level():
