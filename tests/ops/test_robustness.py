@@ -9,9 +9,11 @@ Each test here failed on the code before the fix:
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -54,6 +56,16 @@ def test_overflowing_level_table_raises_value_error_in_the_reference(case):
         ms_deform_attn_reference(*_overflow_args(case))
 
 
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _child(code, *args):
+    """Run code in a fresh Python from the repository root (a crash there fails the test, not pytest)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(_ROOT), os.environ.get('PYTHONPATH', '')]))
+    return subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True, timeout=600,
+                          cwd=_ROOT, env=env)
+
+
 _CPU_CALLS = '''
 import sys, torch
 from tests.ops.test_robustness import _overflow_args
@@ -77,7 +89,7 @@ def test_overflowing_level_table_raises_value_error_on_the_cpu_backend(case):
     """The wrapper (Python ints), the registered op and the compiled kernel's own check (reached when the wrapper is
     bypassed, or while tracing) all raise. In a subprocess: before the fix the kernel segfaulted."""
     _build.load_extension('cpu')  # build once here (cached), so the child only imports it
-    res = subprocess.run([sys.executable, '-c', _CPU_CALLS, case], capture_output=True, text=True, timeout=300)
+    res = _child(_CPU_CALLS, case)
     assert res.returncode == 0, f'child died with {res.returncode} (segfault: -11)\n{res.stdout}\n{res.stderr[-2000:]}'
     lines = res.stdout.strip().splitlines()
     assert len(lines) == 4 and all('ValueError' in line and 'overflow' in line for line in lines), res.stdout
@@ -103,7 +115,7 @@ except RuntimeError as exc:
 @pytest.mark.parametrize('case', list(OVERFLOWING))
 def test_overflowing_level_table_stops_the_cuda_kernel(case):
     """In-kernel check: a device-side assertion (it poisons the CUDA context, hence the subprocess)."""
-    res = subprocess.run([sys.executable, '-c', _CUDA_CALL, case], capture_output=True, text=True, timeout=600)
+    res = _child(_CUDA_CALL, case)
     assert 'RuntimeError' in res.stdout and 'device-side assert' in res.stdout, (res.stdout, res.stderr[-2000:])
     # the assertion message is printed by the device (printf: stdout, or stderr depending on the driver)
     assert 'spatial_shapes / level_start_index' in res.stdout + res.stderr, (res.stdout, res.stderr[-2000:])
