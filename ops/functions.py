@@ -24,6 +24,7 @@ import warnings
 import torch
 
 from . import _build
+from ._levels import check_level_table
 from .reference import ms_deform_attn_reference
 
 logger = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ _msda_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Validation (metadata, plus the small level table outside tracing and CUDA graph capture).
+# Validation (metadata, plus the small level table of CPU tensors outside tracing).
 
 
 def _validate(value, spatial_shapes, level_start_index, sampling_locations, attention_weights) -> None:
@@ -200,17 +201,14 @@ def _validate(value, spatial_shapes, level_start_index, sampling_locations, atte
         if args[name].device != value.device:
             raise ValueError(f'ms_deform_attn: {name} is on {args[name].device} but value is on {value.device}; '
                              f'put all inputs on one device')
-    # Reading the level table keeps the kernels in bounds; skipped while tracing (data-dependent) and during
-    # CUDA graph capture (it would synchronise). On CUDA it costs one tiny device-to-host copy.
-    if not torch.compiler.is_compiling() and not (value.is_cuda and torch.cuda.is_current_stream_capturing()):
-        sizes = (spatial_shapes[:, 0] * spatial_shapes[:, 1]).tolist()
-        if sum(sizes) != s or min(sizes, default=1) <= 0:
-            raise ValueError(f'ms_deform_attn: spatial_shapes {spatial_shapes.tolist()} hold {sum(sizes)} positions '
-                             f'but value has S={s}; they must match (sum of H*W over levels)')
-        starts = [sum(sizes[:i]) for i in range(len(sizes))]
-        if level_start_index.tolist() != starts:
-            raise ValueError(f'ms_deform_attn: level_start_index {level_start_index.tolist()} must be the start '
-                             f'offsets {starts} of the levels of spatial_shapes')
+    # The level table (H, W per level; start offsets) keeps the kernels in bounds. CPU tensors: checked here
+    # with exact Python ints (H*W cannot wrap around int64), a ValueError before any kernel runs; skipped while
+    # tracing (data-dependent), where the CPU kernel's own overflow-checked C++ check raises the same errors.
+    # CUDA tensors: never read on the host (that would synchronise with the GPU); the CUDA kernel checks the
+    # table itself and stops with a device-side assertion (see ops/README.md). The reference, on any device,
+    # reads the table anyway and checks it with the same function.
+    if spatial_shapes.device.type == 'cpu' and not torch.compiler.is_compiling():
+        check_level_table(spatial_shapes.tolist(), level_start_index.tolist(), s)
 
 
 def _reference(value, spatial_shapes, level_start_index, sampling_locations, attention_weights):
@@ -241,7 +239,8 @@ def ms_deform_attn(value: torch.Tensor, spatial_shapes: torch.Tensor, level_star
         (N, Lq, M * D) in the dtype of value.
 
     Raises:
-        ValueError: mismatched shapes or devices, level sizes not summing to S, unknown backend.
+        ValueError: mismatched shapes or devices, level sizes not summing to S or beyond int64 (CPU tensors;
+            on CUDA the kernel checks the table and fails with a device-side assertion), unknown backend.
         TypeError: non-tensor inputs, non-int64 spatial_shapes / level_start_index, wrong float dtypes.
         RuntimeError: an explicitly requested compiled backend cannot be built.
     """

@@ -90,9 +90,13 @@ class MSDeformAttn(nn.Module):
         n, lq, _ = query.shape
         _, s, _ = input_flatten.shape
         shapes = input_spatial_shapes
-        if not torch.compiler.is_compiling() and int((shapes[:, 0] * shapes[:, 1]).sum()) != s:
-            raise ValueError(f'MSDeformAttn: input_spatial_shapes {shapes.tolist()} sum to '
-                             f'{int((shapes[:, 0] * shapes[:, 1]).sum())} tokens but input_flatten has S={s}')
+        # CPU tables only (exact Python ints, no int64 wrap-around); a CUDA table is not read on the host (that
+        # would synchronise): the op's CUDA kernel checks it.
+        if not torch.compiler.is_compiling() and shapes.device.type == 'cpu':
+            tokens = sum(int(h) * int(w) for h, w in shapes.tolist())
+            if tokens != s:
+                raise ValueError(f'MSDeformAttn: input_spatial_shapes {shapes.tolist()} sum to {tokens} tokens but '
+                                 f'input_flatten has S={s}')
         value = self.value_proj(input_flatten)
         if input_padding_mask is not None:
             value = value.masked_fill(input_padding_mask[..., None], 0.0)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ._levels import check_level_table
+
 
 def ms_deform_attn_reference(value: torch.Tensor, spatial_shapes: torch.Tensor,
                              level_start_index: torch.Tensor, sampling_locations: torch.Tensor,
@@ -22,21 +24,40 @@ def ms_deform_attn_reference(value: torch.Tensor, spatial_shapes: torch.Tensor,
     Args:
         value: (N, S, M, D) values of all levels, flattened and concatenated.
         spatial_shapes: (L, 2) int64, (H, W) of each level; sum(H*W) == S.
-        level_start_index: (L,) int64, offset of each level in S (unused here, kept for the API).
+        level_start_index: (L,) int64, offset of each level in S (only checked here).
         sampling_locations: (N, Lq, M, L, P, 2) normalised (x, y) in [0, 1].
         attention_weights: (N, Lq, M, L, P), usually softmax-normalised over (L, P).
 
     Returns:
         (N, Lq, M * D)
+
+    Raises:
+        ValueError: the level table is inconsistent (H or W <= 0, H*W or the sum beyond int64, sum != S,
+            wrong start offsets); checked with exact Python ints (skipped while tracing).
+
+    Non-finite inputs (the semantics every backend follows; ``tests/ops/test_robustness.py`` checks it):
+        * a sampling location whose x or y is NaN or +-inf makes the output of its (query, head) NaN in every
+          channel, whatever its attention weight (``grid_sample`` gives that point NaN bilinear weights);
+        * a point outside the map whose attention weight is NaN or +-inf does too (weight * zero sample);
+        * gradients (finite ``grad_output``): such a point adds nothing to the value gradient; its attention
+          weight gradient is NaN; its x gradient is NaN when y, its weight or ``grad_output`` is non-finite and
+          0 otherwise, and its y gradient likewise with x (``grid_sample``'s backward weighs the corners of d/dx
+          by y distances). Other points' gradients are unaffected.
+        * finite locations so large that the coordinate arithmetic overflows count as infinite (float32:
+          |x| * W beyond about 3.4e38; the reference also when |x| > 1.7e38, where ``2 * x - 1`` overflows).
+        * with D = 0 channels the output is empty and every gradient is zero.
     """
-    del level_start_index
-    n, _, m, d = value.shape
+    n, s, m, d = value.shape
     _, lq, _, n_levels, n_points, _ = sampling_locations.shape
-    sizes = [int(h) * int(w) for h, w in spatial_shapes.tolist()]
+    shapes = spatial_shapes.tolist()
+    if torch.compiler.is_compiling():
+        sizes = [int(h) * int(w) for h, w in shapes]
+    else:  # exact Python ints: a ValueError naming the level, also for H*W beyond int64
+        sizes = check_level_table(shapes, level_start_index.tolist(), s)
     value_list = value.split(sizes, dim=1)
     grids = 2 * sampling_locations - 1
     sampled = []
-    for lvl, (h, w) in enumerate(spatial_shapes.tolist()):
+    for lvl, (h, w) in enumerate(shapes):
         # (N, H*W, M, D) -> (N*M, D, H, W)
         v = value_list[lvl].flatten(2).transpose(1, 2).reshape(n * m, d, int(h), int(w))
         # (N, Lq, M, P, 2) -> (N*M, Lq, P, 2)

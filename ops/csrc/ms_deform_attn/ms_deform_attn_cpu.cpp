@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <memory>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -98,6 +99,20 @@ inline bool footprint(coord_t x, coord_t y, int64_t H, int64_t W, Footprint<coor
   return true;
 }
 
+// Non-finite sampling locations and attention weights (one semantics for every backend, the reference's:
+// grid_sample turns a NaN/inf coordinate into NaN bilinear weights, so the point samples NaN):
+//   - a point whose x or y is NaN or +-inf makes its (query, head) output NaN in every channel, whatever its
+//     attention weight; a point outside the map with a non-finite weight does too (weight * 0 = NaN);
+//   - backward: such a point adds nothing to grad_value; its weight gradient is NaN; its x gradient is NaN
+//     when y (or its weight, or grad_output) is non-finite and 0 otherwise, and vice versa (grid_sample's
+//     backward). The checks run only for points footprint() rejects, so the common path is unchanged.
+template <typename coord_t>
+inline bool coords_finite(coord_t x, coord_t y, int64_t H, int64_t W, bool& h_ok, bool& w_ok) {
+  h_ok = std::isfinite(y * static_cast<coord_t>(H) - coord_t(0.5));
+  w_ok = std::isfinite(x * static_cast<coord_t>(W) - coord_t(0.5));
+  return h_ok && w_ok;
+}
+
 // kD > 0: the channel count is a compile-time constant (fully unrolled D loops); kD == 0: runtime D.
 template <typename scalar_t, typename coord_t, int kD>
 void forward_impl(const scalar_t* __restrict__ value, const int64_t* shapes, const int64_t* starts,
@@ -119,12 +134,19 @@ void forward_impl(const scalar_t* __restrict__ value, const int64_t* shapes, con
         const int64_t qm = nq * M + m;
         const coord_t* lp = loc + qm * L * P * 2;
         const coord_t* ap = attn + qm * L * P;
+        bool poison = false;  // a non-finite location, or a non-finite weight on a zero sample: output NaN
         for (int64_t l = 0; l < L; ++l) {
           const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
           const scalar_t* vl = vnm + starts[l] * rs;
           for (int64_t p = 0; p < P; ++p) {
             const int64_t i = l * P + p;
-            if (!footprint<coord_t>(lp[2 * i], lp[2 * i + 1], H, W, f)) continue;
+            if (!footprint<coord_t>(lp[2 * i], lp[2 * i + 1], H, W, f)) {
+              bool h_ok, w_ok;
+              if (!coords_finite<coord_t>(lp[2 * i], lp[2 * i + 1], H, W, h_ok, w_ok) || !std::isfinite(ap[i])) {
+                poison = true;
+              }
+              continue;
+            }
             const coord_t a = ap[i];
             if (f.all_ok) {
               const scalar_t* __restrict__ v0 = vl + f.row[0] * rs;
@@ -148,6 +170,7 @@ void forward_impl(const scalar_t* __restrict__ value, const int64_t* shapes, con
             }
           }
         }
+        if (poison) std::fill(acc, acc + D, std::numeric_limits<coord_t>::quiet_NaN());
         scalar_t* o = out + qm * D;
 #pragma omp simd
         for (int64_t d = 0; d < D; ++d) o[d] = static_cast<scalar_t>(acc[d]);
@@ -231,11 +254,21 @@ void backward_impl(const scalar_t* __restrict__ gout, const scalar_t* __restrict
         coord_t* gap = gattn + qml * P;
 #pragma omp simd
         for (int64_t d = 0; d < D; ++d) g[d] = static_cast<coord_t>(go[d]);
+        int g_finite = -1;  // whether this query's grad_output row is finite; computed on first need
         for (int64_t p = 0; p < P; ++p) {
           if (!footprint<coord_t>(lp[2 * p], lp[2 * p + 1], H, W, f)) {
-            gap[p] = coord_t(0);
-            glp[2 * p] = coord_t(0);
-            glp[2 * p + 1] = coord_t(0);
+            // Outside the map (zero sample) or a non-finite location (NaN sample); see coords_finite.
+            bool h_ok, w_ok;
+            const bool loc_ok = coords_finite<coord_t>(lp[2 * p], lp[2 * p + 1], H, W, h_ok, w_ok);
+            if (g_finite < 0) {
+              g_finite = 1;
+              for (int64_t d = 0; d < D; ++d) g_finite &= std::isfinite(g[d]) ? 1 : 0;
+            }
+            const bool ga_ok = g_finite && std::isfinite(ap[p]);  // grad of the sample = grad_output * weight
+            const coord_t nan = std::numeric_limits<coord_t>::quiet_NaN();
+            gap[p] = loc_ok && g_finite ? coord_t(0) : nan;   // <grad_output, sample>
+            glp[2 * p] = h_ok && ga_ok ? coord_t(0) : nan;     // d/dx weighs the corners by y distances
+            glp[2 * p + 1] = w_ok && ga_ok ? coord_t(0) : nan; // d/dy by x distances
             continue;
           }
           const coord_t a = ap[p];
@@ -326,20 +359,34 @@ void with_channels(int64_t D, Fn&& fn) {
 }
 
 // Level sizes must sum to S and the start indices must be their exclusive cumulative sum; reading
-// them here is cheap (L <= a handful) and keeps every value access in bounds.
+// them here is cheap (L <= a handful) and keeps every value access in bounds. H*W and the running sum are
+// computed with overflow checks (a product that wraps around to the right S would otherwise pass and send
+// the kernel out of bounds). Errors are ValueErrors in Python, like the wrapper's own checks.
 void check_levels(const at::Tensor& spatial_shapes, const at::Tensor& level_start_index, int64_t S) {
   TORCH_CHECK(spatial_shapes.device().is_cpu() && level_start_index.device().is_cpu(),
               "ms_deform_attn (cpu): spatial_shapes and level_start_index must be on the CPU");
   const int64_t* sh = spatial_shapes.data_ptr<int64_t>();
   const int64_t* st = level_start_index.data_ptr<int64_t>();
+  const int64_t L = spatial_shapes.size(0);
   int64_t total = 0;
-  for (int64_t l = 0; l < spatial_shapes.size(0); ++l) {
-    TORCH_CHECK(sh[2 * l] > 0 && sh[2 * l + 1] > 0, "ms_deform_attn: level ", l, " has empty shape");
-    TORCH_CHECK(st[l] == total, "ms_deform_attn: level_start_index[", l, "] = ", st[l], " but the levels before it hold ",
-                total, " positions");
-    total += sh[2 * l] * sh[2 * l + 1];
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t H = sh[2 * l], W = sh[2 * l + 1];
+    TORCH_CHECK_VALUE(H > 0 && W > 0, "ms_deform_attn: level ", l, " of spatial_shapes is (H, W) = (", H, ", ", W,
+                      "); every level needs H > 0 and W > 0");
+    int64_t hw = 0;
+    TORCH_CHECK_VALUE(!__builtin_mul_overflow(H, W, &hw), "ms_deform_attn: level ", l, " of spatial_shapes: H*W = ",
+                      H, "*", W, " overflows int64; spatial_shapes must hold each level's real (H, W)");
+    TORCH_CHECK_VALUE(!__builtin_add_overflow(total, hw, &total), "ms_deform_attn: the level sizes H*W up to level ",
+                      l, " of spatial_shapes overflow int64 when summed; they must sum to S = ", S);
   }
-  TORCH_CHECK(total == S, "ms_deform_attn: spatial_shapes sum to ", total, " positions but value has S = ", S);
+  TORCH_CHECK_VALUE(total == S, "ms_deform_attn: spatial_shapes sum to ", total, " positions but value has S = ", S,
+                    "; they must match (sum of H*W over levels)");
+  total = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    TORCH_CHECK_VALUE(st[l] == total, "ms_deform_attn: level_start_index[", l, "] = ", st[l],
+                      " but the levels of spatial_shapes before it hold ", total, " positions");
+    total += sh[2 * l] * sh[2 * l + 1];  // no overflow: checked above, and every partial sum is <= S
+  }
 }
 
 }  // namespace
@@ -386,7 +433,7 @@ std::vector<at::Tensor> ms_deform_attn_backward_cpu(const at::Tensor& grad_outpu
   auto grad_value = at::empty(value.sizes(), value.options());
   auto grad_loc = at::empty_like(sampling_locations);
   auto grad_attn = at::empty_like(attention_weights);
-  if (grad_output.numel() > 0) {
+  if (grad_output.numel() > 0) {  // N, Lq, M and D all > 0
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::ScalarType::Half, at::ScalarType::BFloat16, value.scalar_type(), "ms_deform_attn_backward_cpu", [&] {
           using coord_t = coord_type_t<scalar_t>;
@@ -400,7 +447,11 @@ std::vector<at::Tensor> ms_deform_attn_backward_cpu(const at::Tensor& grad_outpu
           with_channels<scalar_t>(z.D, run);
         });
   } else {
-    grad_value.zero_();  // no queries: nothing was written
+    // Nothing to sample (no queries, or D = 0 channels): every gradient is an empty sum. With D = 0 and
+    // queries the location/weight gradients are not empty and must be zeroed too (as the reference's).
+    grad_value.zero_();
+    grad_loc.zero_();
+    grad_attn.zero_();
   }
   return {grad_value, grad_loc, grad_attn};
 }

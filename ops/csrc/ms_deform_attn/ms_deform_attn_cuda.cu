@@ -18,6 +18,7 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include <cmath>
 #include <type_traits>
 
 namespace vit_adapter {
@@ -28,6 +29,11 @@ constexpr int kWarpsPerBlock = 8;
 
 template <typename scalar_t>
 using acc_type_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+
+template <typename acc_t>
+__device__ __forceinline__ acc_t nan_value() {
+  return static_cast<acc_t>(NAN);  // math.h's quiet NaN (a constant expression, usable in device code)
+}
 
 template <typename acc_t>
 struct Footprint {
@@ -65,6 +71,42 @@ __device__ __forceinline__ bool footprint(acc_t x, acc_t y, int64_t H, int64_t W
   return true;
 }
 
+// Non-finite locations / weights: the same semantics as the CPU kernel and the reference (see
+// ms_deform_attn_cpu.cpp, coords_finite): a NaN/inf coordinate samples NaN, a non-finite weight on a zero
+// sample gives NaN; only evaluated for points footprint() rejects.
+template <typename acc_t>
+__device__ __forceinline__ bool coords_finite(acc_t x, acc_t y, int64_t H, int64_t W, bool& h_ok, bool& w_ok) {
+  h_ok = isfinite(y * static_cast<acc_t>(H) - acc_t(0.5));
+  w_ok = isfinite(x * static_cast<acc_t>(W) - acc_t(0.5));
+  return h_ok && w_ok;
+}
+
+// The level table is checked inside the kernels, so the op needs no device-to-host copy (no host sync):
+// every level H > 0, W > 0, H*W without int64 overflow, start offsets the exclusive cumulative sum, total S.
+// Every warp checks it (L iterations, the table is in cache) before touching value; a bad table stops the
+// kernel with a device-side assertion (reported as a CUDA error by the next synchronising call).
+__device__ __forceinline__ bool levels_valid(const int64_t* __restrict__ shapes, const int64_t* __restrict__ starts,
+                                             int64_t L, int64_t S) {
+  int64_t total = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
+    if (H <= 0 || W <= 0 || starts[l] != total) return false;
+    const unsigned long long uh = static_cast<unsigned long long>(H), uw = static_cast<unsigned long long>(W);
+    if (__umul64hi(uh, uw) != 0ull) return false;  // H*W overflows 64 bits
+    if (uh * uw > static_cast<unsigned long long>(S - total)) return false;  // also catches >= 2^63
+    total += static_cast<int64_t>(uh * uw);
+  }
+  return total == S;
+}
+
+#define MSDA_CHECK_LEVELS(shapes, starts, L, S)                                                           \
+  {                                                                                                        \
+    const bool levels_ok = levels_valid(shapes, starts, L, S);                                             \
+    CUDA_KERNEL_ASSERT_MSG(levels_ok, "ms_deform_attn: spatial_shapes / level_start_index do not describe S " \
+                                      "(H, W > 0, H*W without overflow, sum S, starts the cumulative sums)"); \
+    if (!levels_ok) return;                                                                                \
+  }
+
 template <typename acc_t>
 __device__ __forceinline__ acc_t warp_sum(acc_t v) {
 #pragma unroll
@@ -80,6 +122,7 @@ __global__ void msda_forward_kernel(const scalar_t* __restrict__ value, const in
   const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (warp >= N * Lq * M) return;  // warp-uniform
+  MSDA_CHECK_LEVELS(shapes, starts, L, S);
   const int64_t m = warp % M, nq = warp / M, n = nq / Lq;
   const int64_t rs = M * D;
   const scalar_t* vnm = value + n * S * rs + m * D;
@@ -90,12 +133,17 @@ __global__ void msda_forward_kernel(const scalar_t* __restrict__ value, const in
     const int64_t d = d0 + lane;
     const bool active = d < D;
     acc_t acc = 0;
+    bool poison = false;  // a non-finite location, or a non-finite weight on a zero sample: output NaN
     for (int64_t l = 0; l < L; ++l) {
       const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
       const scalar_t* vl = vnm + starts[l] * rs;
       for (int64_t p = 0; p < P; ++p) {
         const int64_t i = l * P + p;
-        if (!footprint<acc_t>(lp[2 * i], lp[2 * i + 1], H, W, f)) continue;
+        if (!footprint<acc_t>(lp[2 * i], lp[2 * i + 1], H, W, f)) {
+          bool h_ok, w_ok;
+          if (!coords_finite<acc_t>(lp[2 * i], lp[2 * i + 1], H, W, h_ok, w_ok) || !isfinite(ap[i])) poison = true;
+          continue;
+        }
         const acc_t a = ap[i];
         if (active) {
 #pragma unroll
@@ -105,6 +153,7 @@ __global__ void msda_forward_kernel(const scalar_t* __restrict__ value, const in
         }
       }
     }
+    if (poison) acc = nan_value<acc_t>();
     if (active) out[warp * D + d] = static_cast<scalar_t>(acc);
   }
 }
@@ -119,6 +168,7 @@ __global__ void msda_backward_kernel(const scalar_t* __restrict__ gout, const sc
   const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (warp >= N * Lq * M) return;  // warp-uniform, so the shuffles below see the full warp
+  MSDA_CHECK_LEVELS(shapes, starts, L, S);
   const int64_t m = warp % M, nq = warp / M, n = nq / Lq;
   const int64_t rs = M * D;
   const scalar_t* vnm = value + n * S * rs + m * D;
@@ -127,13 +177,31 @@ __global__ void msda_backward_kernel(const scalar_t* __restrict__ gout, const sc
   const acc_t* lp = loc + warp * L * P * 2;
   const acc_t* ap = attn + warp * L * P;
   Footprint<acc_t> f;
+  int g_finite = -1;  // whether this warp's grad_output row is finite (warp-uniform); computed on first need
   for (int64_t l = 0; l < L; ++l) {
     const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
     const scalar_t* vl = vnm + starts[l] * rs;
     acc_t* gvl = gvnm + starts[l] * rs;
     for (int64_t p = 0; p < P; ++p) {
       const int64_t i = l * P + p;
-      if (!footprint<acc_t>(lp[2 * i], lp[2 * i + 1], H, W, f)) continue;  // outputs are pre-zeroed
+      if (!footprint<acc_t>(lp[2 * i], lp[2 * i + 1], H, W, f)) {  // warp-uniform branch
+        // Outside the map (zero sample: outputs are pre-zeroed) or a non-finite location (NaN sample).
+        bool h_ok, w_ok;
+        const bool loc_ok = coords_finite<acc_t>(lp[2 * i], lp[2 * i + 1], H, W, h_ok, w_ok);
+        if (g_finite < 0) {
+          bool bad = false;
+          for (int64_t d = lane; d < D; d += kWarp) bad |= !isfinite(static_cast<acc_t>(go[d]));
+          g_finite = __any_sync(0xffffffffu, bad) ? 0 : 1;
+        }
+        const bool ga_ok = g_finite && isfinite(ap[i]);
+        if (lane == 0 && !(loc_ok && ga_ok)) {
+          const acc_t nan = nan_value<acc_t>();
+          if (!(loc_ok && g_finite)) gattn[warp * L * P + i] = nan;
+          if (!(h_ok && ga_ok)) gloc[(warp * L * P + i) * 2] = nan;
+          if (!(w_ok && ga_ok)) gloc[(warp * L * P + i) * 2 + 1] = nan;
+        }
+        continue;
+      }
       const acc_t a = ap[i];
       acc_t s[4] = {0, 0, 0, 0};
       for (int64_t d = lane; d < D; d += kWarp) {
