@@ -100,12 +100,11 @@ def _train(run_dir: Path, cfg_file: Path, distributed: bool) -> dict:
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from experiments.compat import patch_mmengine, trust_dir
+    from experiments.compat import patch_mmengine
     from experiments import hooks as _hooks  # noqa: F401 - registers the hooks
     from experiments import dist as _dist  # noqa: F401 - registers the CPU DDP wrapper
 
-    patch_mmengine()
-    trust_dir(run_dir)
+    patch_mmengine()  # checkpoints load weights-only with the allow-list of experiments/compat.py
     if torch.cuda.is_available():  # deterministic cuBLAS needs this before the first CUDA matmul
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     cfg = Config.fromfile(str(cfg_file))

@@ -175,7 +175,6 @@ def check_pretrained(cfg, profile: str) -> None:
 def prepare_run(spec: RunSpec, profile: str, runs_root: Path, extra: dict, command: str,
                 dry_run: bool) -> tuple[Path, str]:
     """Create (or check) the run directory; returns (dir, status) with status 'done' | 'new' | 'resume'."""
-    from experiments.compat import trust_dir
     cfg, overrides, notes = build_config(spec, profile, extra, runs_root, dry_run)
     try:
         check_pretrained(cfg, profile)
@@ -198,11 +197,21 @@ def prepare_run(spec: RunSpec, profile: str, runs_root: Path, extra: dict, comma
                 f'overwritten: pass another --runs-root, or delete {rdir} if that run is no longer wanted.')
         if rd.is_finished(rdir):
             return rdir, 'done'
+        # The job executes config.py: it must be the config resolved here from experiments/configs, not whatever a
+        # (shared) runs root holds, so the run's own code never runs.
+        cfg_py = rdir / rd.CONFIG
+        if not cfg_py.is_file() or cfg_py.read_text() != text:
+            raise LaunchError(
+                f'{cfg_py} is {"missing" if not cfg_py.is_file() else "not the config requested now"} although the '
+                f'manifest matches: the run directory was changed after the launcher wrote it, and the job would '
+                f'execute that file. Nothing was run: delete {rdir} to start the run again.')
+        if not dry_run and not (rdir / rd.CONFIG_JSON).is_file():  # a run made before config.json existed
+            rd.write_config_json(rdir, cfg)
         return rdir, 'resume'
     if not dry_run:
         rdir.mkdir(parents=True, exist_ok=True)
-        trust_dir(rdir)
         (rdir / rd.CONFIG).write_text(text)
+        rd.write_config_json(rdir, cfg)
         rd.write_json(rdir / rd.MANIFEST, manifest)
         rd.write_state(rdir, 'queued')
     return rdir, 'new'
