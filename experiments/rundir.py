@@ -70,6 +70,12 @@ def write_config_json(rdir: Path, cfg) -> Path:
     return path
 
 
+def config_sha256(rdir: Path) -> str:
+    """SHA-256 of the run's ``config.py`` (the launcher hands it to the job, which checks it before executing)."""
+    import hashlib
+    return hashlib.sha256((Path(rdir) / CONFIG).read_bytes()).hexdigest()
+
+
 def read_config(rdir: Path) -> dict | None:
     """The data-only config of a run (``config.json``), or None when the run predates it."""
     data = read_json(Path(rdir) / CONFIG_JSON)

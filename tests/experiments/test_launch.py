@@ -48,11 +48,12 @@ def test_run_dir_contract_mismatch_and_skip(tmp_path, synthetic_data):
     before_cfg = (rdir / rd.CONFIG).read_text()
     assert launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 10}, 'cmd2', False)[1] == 'resume'
     assert (rdir / rd.MANIFEST).read_text() == before
-    # A config.py changed after the launcher wrote it is never run: the job would execute it.
-    (rdir / rd.CONFIG).write_text(before_cfg + "\n_x = __import__('os').system('touch canary')\n")
-    with pytest.raises(launch.LaunchError, match='would execute'):
-        launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 10}, 'cmd2', False)
-    (rdir / rd.CONFIG).write_text(before_cfg)
+    # A config.py changed after the launcher wrote it is never run: the relaunch replaces it by the resolved config.
+    (rdir / rd.CONFIG).write_text(before_cfg + f"\n_x = __import__('os').system('touch {tmp_path / 'canary'}')\n")
+    (rdir / rd.CONFIG_JSON).unlink()  # a run made before config.json existed gets one
+    assert launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 10}, 'cmd2', False)[1] == 'resume'
+    assert (rdir / rd.CONFIG).read_text() == before_cfg and rd.read_config(rdir) == data
+    assert not (tmp_path / 'canary').exists()
     # A different config in the same place: an error naming the fix.
     with pytest.raises(launch.LaunchError, match='--runs-root'):
         launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 11}, 'cmd', False)
@@ -123,3 +124,16 @@ def test_resume_refuses_malicious_checkpoint(tmp_path, synthetic_data, monkeypat
     assert not canary.exists()
     state = rd.read_state(rdir)
     assert state['state'] == 'failed' and 'UnsafeCheckpointError' in state['error']
+
+
+def test_job_refuses_config_changed_after_launch(tmp_path, synthetic_data):
+    """The launcher hands the job the SHA-256 of the config.py it verified: a file swapped in later never runs."""
+    from experiments import job
+    canary = tmp_path / 'canary'
+    spec = get_grid('N').runs(1, only=['N2'])[0]
+    rdir, _ = launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 4}, 'cmd', dry_run=False)
+    sha = rd.config_sha256(rdir)
+    (rdir / rd.CONFIG).write_text(f"_x = __import__('os').system('touch {canary}')\n")
+    with pytest.raises(RuntimeError, match='changed after the launcher verified it'):
+        job.train(rdir, config_sha256=sha)
+    assert not canary.exists() and 'changed after the launcher' in rd.read_state(rdir)['error']
