@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -63,6 +64,20 @@ class LoadReport:
 
 
 # ------------------------------------------------------------------------------------------------- reading
+def _read_error(path: str, err: BaseException) -> str:
+    """Why a weights-only read failed: pickled objects (trust may help) or a corrupt file (it will not)."""
+    text = str(err)
+    found = re.findall(r"GLOBAL (\S+?)(?: was| whose|\s|$)", text) + re.findall(r"but got <class '([^']+)'>", text)
+    if isinstance(err, pickle.UnpicklingError) and (found or 'unrecognized function' in text):
+        return (f'{path}: holds pickled Python objects ({", ".join(dict.fromkeys(found)) or "see torch.load"}), so it '
+                f'was not read (unpickling can run code from the file). Only if you trust where this file comes '
+                f'from, load it with trust=True (CLI: --trust)')
+    detail = text.split('Check the documentation')[0].split('WeightsUnpickler error:')[-1]
+    detail = ' '.join(detail.split())[-200:] or type(err).__name__
+    return (f'{path}: is not a readable torch checkpoint (truncated, corrupt, or not a torch file at all); '
+            f're-download or re-create it ({type(err).__name__}: {detail})')
+
+
 def read_checkpoint(src: Union[str, os.PathLike, Mapping], trust: bool = False) -> StateDict:
     """Read a checkpoint file (.pth/.pt/.bin with torch, .npz with numpy) or take a mapping; unwrap
     'model' / 'state_dict' / 'module' containers. ``trust=True`` allows pickled objects (only for files you trust)."""
@@ -81,8 +96,7 @@ def read_checkpoint(src: Union[str, os.PathLike, Mapping], trust: bool = False) 
             except Exception as err:  # noqa: BLE001 - re-raised with the fix
                 if trust:
                     raise
-                raise RuntimeError(f'{path}: could not be read weights-only ({err}). If you trust this file, '
-                                   f'load it with trust=True (CLI: --trust)') from err
+                raise RuntimeError(_read_error(path, err)) from None
     for key in ('model', 'state_dict', 'module'):
         if key in sd and isinstance(sd[key], Mapping):
             sd = dict(sd[key])

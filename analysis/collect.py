@@ -1,8 +1,10 @@
 """Collect every run of a grid from its run directories into one tidy table.
 
 Run directory (contract of ``experiments``): ``$RUNS_ROOT/<profile>/<grid>/<run>/seed<k>/`` holding
-``manifest.json``, ``state.json``, ``<timestamp>/vis_data/scalars.json`` (one folder per start) and,
-on success, ``final_metrics.json``. Every problem (missing run, failed run, corrupt log line,
+``manifest.json``, ``state.json``, ``config.json`` (the data-only copy of the resolved config),
+``<timestamp>/vis_data/scalars.json`` (one folder per start) and, on success, ``final_metrics.json``.
+Only JSON is read: nothing in a run directory is executed or unpickled (the manifest's config text and
+``config.py`` are never run; checkpoints load weights-only, see ``experiments/compat.py``). Every problem (missing run, failed run, corrupt log line,
 inconsistent state) is reported by name in :attr:`GridResult.warnings`; nothing is silently dropped
 or averaged in: only ``finished`` runs enter the means of :mod:`analysis.tables`.
 """
@@ -100,6 +102,7 @@ class RunRecord:
     state: str
     task: str | None = None
     manifest: dict | None = None
+    config: dict | None = None  # config.json: the data-only config (None for runs made before it existed)
     final: dict[str, float] = field(default_factory=dict)
     scalars: ScalarLog | None = None
     error: str | None = None
@@ -209,6 +212,7 @@ def load_run(grid: str, run: str, seed: int, profile: str, root: Path, stale_hou
         w.append(f'{rec.label}: no readable manifest.json')
     else:
         rec.task = rec.manifest.get('task')
+    rec.config = _read_json(path / 'config.json', rec.label, w)
     st = _read_json(path / 'state.json', rec.label, w)
     final = _read_json(path / 'final_metrics.json', rec.label, w)
     rec.scalars = load_run_scalars(path, rec.label)

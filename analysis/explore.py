@@ -65,7 +65,7 @@ def fourier_analysis(res: GridResult | None = None, checkpoint: str | None = Non
                      n_images: int = 2, size: int = 64) -> FourierResult:
     """Fourier curves of trained models of a grid, or of tiny random models when there is no checkpoint.
 
-    Order of choice: an explicit ``checkpoint`` (with the manifest of its run folder); the grid's
+    Order of choice: an explicit ``checkpoint`` (with the data-only ``config.json`` of its run folder); the grid's
     (ViT baseline, ViT-Adapter) pair or any runs with checkpoints; else a tiny ViT baseline and a tiny
     ViT-Adapter with random weights (printed: the curves then say nothing about training).
     """
@@ -73,14 +73,18 @@ def fourier_analysis(res: GridResult | None = None, checkpoint: str | None = Non
     if checkpoint:
         import json  # noqa: PLC0415
         from pathlib import Path  # noqa: PLC0415
-        man = json.loads((Path(checkpoint).parent / 'manifest.json').read_text())
-        models['checkpoint'], weights['checkpoint'] = F.load_run_backbone(man, checkpoint)
+        cfg_json = Path(checkpoint).parent / 'config.json'
+        if not cfg_json.is_file():
+            raise FileNotFoundError(f'{cfg_json} missing: the backbone is rebuilt from the run\'s data-only config '
+                                    f'(runs launched before it existed have none; their config text is never executed)')
+        cfg = json.loads(cfg_json.read_text())
+        models['checkpoint'], weights['checkpoint'] = F.load_run_backbone(cfg, checkpoint)
     elif res is not None:
         runs = pick_runs(res, list(BASELINE_PAIRS.get(res.grid, ()))) or pick_runs(res)[:2]
         for r in runs:
-            models[r.run], weights[r.run] = F.load_run_backbone(r.manifest, r.checkpoint())
+            models[r.run], weights[r.run] = F.load_run_backbone(r.config, r.checkpoint())
         if runs:
-            pics, x, desc = F.inputs_for(runs[0].manifest.get('config'), images, n_images, size, REPO_ROOT)
+            pics, x, desc = F.inputs_for(runs[0].config, images, n_images, size, REPO_ROOT)
     if not models:
         print('No checkpoint found: building a tiny ViT baseline and a tiny ViT-Adapter with RANDOM weights '
               '(the curves show the untrained architectures, not trained models).')

@@ -1,10 +1,11 @@
 """Feature maps of trained backbones for the figures: load a run's backbone, pick images, run
 ``forward_intermediates``, and turn maps into Fourier curves and RGB pictures.
 
-The backbone is rebuilt with ``adapter.build_backbone(cfg.model.backbone)`` from the config text in the
-run's manifest and loaded from the checkpoint's ``state_dict`` keys ``backbone.*`` (strictly; missing or
-unexpected keys are an error that lists them). Checkpoints are read with
-``experiments.compat.load_checkpoint_file`` (pickling only under trusted run directories).
+The backbone is rebuilt with ``adapter.build_backbone(cfg['model']['backbone'])`` from the run's data-only config
+(``config.json``, a dict; no config text is ever executed) and loaded from the checkpoint's ``state_dict`` keys
+``backbone.*`` (strictly; missing or unexpected keys are an error that lists them). Checkpoints are read with
+``experiments.compat.load_checkpoint_file`` (``weights_only=True`` with the suite's allow-list: a checkpoint that
+wants anything else is refused, whatever directory it is in).
 """
 from __future__ import annotations
 
@@ -23,17 +24,21 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
-def _config(text: str):
-    from mmengine.config import Config  # noqa: PLC0415
+def _config(config) -> dict:
+    """A run's data-only config (a dict). Config text is refused: analysis never executes it."""
+    if isinstance(config, str):
+        raise TypeError('analysis reads the data-only config (config.json, a dict), never config text: pass the '
+                        'dict (e.g. RunRecord.config)')
+    if not isinstance(config, dict):
+        raise TypeError(f'config must be a dict (the run\'s config.json), got {type(config).__name__}')
+    return config
 
-    return Config.fromstring(text, '.py')
 
-
-def backbone_cfg(config_text: str) -> dict:
-    """The ``model.backbone`` dict of a config text, without mm-only keys and pre-trained weights."""
-    cfg = _config(config_text)
-    bb = cfg.model.backbone
-    bb = bb.to_dict() if hasattr(bb, 'to_dict') else dict(bb)
+def backbone_cfg(config: dict) -> dict:
+    """The ``model.backbone`` dict of a data-only config, without mm-only keys and pre-trained weights."""
+    bb = dict((_config(config).get('model') or {}).get('backbone') or {})
+    if not bb:
+        raise KeyError('the config has no model.backbone')
     for k in ('_delete_', 'init_cfg'):
         bb.pop(k, None)
     bb['pretrained'] = None
@@ -67,13 +72,13 @@ def backbone_state_dict(checkpoint: str | Path) -> dict:
     return out
 
 
-def load_run_backbone(manifest: dict, checkpoint: str | Path | None) -> tuple[torch.nn.Module, str]:
-    """Rebuild a run's backbone; load its trained weights when a checkpoint is given.
+def load_run_backbone(config: dict, checkpoint: str | Path | None) -> tuple[torch.nn.Module, str]:
+    """Rebuild a run's backbone from its data-only config; load its trained weights when a checkpoint is given.
 
     Returns:
         (model in eval mode, description of the weights: the checkpoint path or 'random init').
     """
-    model = build_backbone(backbone_cfg(manifest['config']))
+    model = build_backbone(backbone_cfg(config))
     if checkpoint is None:
         return model.eval(), 'random init (no checkpoint)'
     sd = backbone_state_dict(checkpoint)
@@ -85,18 +90,18 @@ def load_run_backbone(manifest: dict, checkpoint: str | Path | None) -> tuple[to
     return model.eval(), str(checkpoint)
 
 
-def normalisation(config_text: str | None) -> tuple[tuple, tuple]:
+def normalisation(config: dict | None) -> tuple[tuple, tuple]:
     """(mean, std) in RGB 0-255 from the config's data_preprocessor (ImageNet values otherwise)."""
-    if config_text:
-        dp = (_config(config_text).get('model') or {}).get('data_preprocessor') or {}
+    if config:
+        dp = (_config(config).get('model') or {}).get('data_preprocessor') or {}
         if dp.get('mean') is not None and dp.get('std') is not None:
             return tuple(dp['mean']), tuple(dp['std'])
     return IMAGENET_MEAN, IMAGENET_STD
 
 
-def config_image_dir(config_text: str, root: str | Path = '.') -> Path | None:
+def config_image_dir(config: dict, root: str | Path = '.') -> Path | None:
     """The validation image folder of a config (mmdet ``data_prefix.img``, mmseg ``img_path``)."""
-    ds = _config(config_text).get('val_dataloader', {}).get('dataset', {})
+    ds = (_config(config).get('val_dataloader') or {}).get('dataset') or {}
     while 'dataset' in ds:  # wrappers (RepeatDataset, ...)
         ds = ds['dataset']
     prefix = ds.get('data_prefix') or {}
@@ -143,7 +148,7 @@ def load_images(paths, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch
     return normalise(read_pictures(paths, size), mean, std)
 
 
-def inputs_for(config_text: str | None, images: str | Path | None, n: int, size: int,
+def inputs_for(config: dict | None, images: str | Path | None, n: int, size: int,
                root: str | Path = '.') -> tuple[np.ndarray, torch.Tensor, str]:
     """Pictures and model inputs: ``images`` (file or folder) if given, else the config's validation
     images, else :func:`demo_images`; normalised with the config's data_preprocessor values.
@@ -154,11 +159,11 @@ def inputs_for(config_text: str | None, images: str | Path | None, n: int, size:
     Raises:
         FileNotFoundError: ``images`` was given but holds no images.
     """
-    mean, std = normalisation(config_text)
+    mean, std = normalisation(config)
     if images:
         paths = list_images(images, n)
         return (pics := read_pictures(paths, size)), normalise(pics, mean, std), f'{len(paths)} images from {images}'
-    folder = config_image_dir(config_text, root) if config_text else None
+    folder = config_image_dir(config, root) if config else None
     if folder is not None and folder.is_dir():
         paths = list_images(folder, n)
         return (pics := read_pictures(paths, size)), normalise(pics, mean, std), f'{len(paths)} images from {folder}'

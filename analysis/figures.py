@@ -233,12 +233,12 @@ def _draw_results(ax, df, cols, layout: Layout, with_paper: bool) -> None:
 
 # ---------------------------------------------------------------- from checkpoints
 def pick_runs(res: GridResult, names: list[str] | None = None) -> list[RunRecord]:
-    """One run record per run name with a checkpoint and a manifest (finished seeds first)."""
+    """One run record per run name with a checkpoint and a data-only config (config.json), finished seeds first."""
     chosen = {}
     for r in sorted(res.runs, key=lambda r: r.state != 'finished'):
         if names is not None and r.run not in names:
             continue
-        if r.run not in chosen and r.manifest is not None and r.checkpoint() is not None:
+        if r.run not in chosen and r.config is not None and r.checkpoint() is not None:
             chosen[r.run] = r
     if names is not None:
         return [chosen[n] for n in names if n in chosen]
@@ -254,18 +254,24 @@ def feature_figures(res: GridResult, out_dir: Path, images: str | None = None, n
     runs = pick_runs(res)
     written: list[Path] = []
     without = sorted({r.run for r in res.runs} - {r.run for r in runs})
+    old_runs = sorted({r.run for r in res.runs if r.config is None and r.checkpoint() is not None} - {r.run for r in runs})
+    if old_runs:
+        res.warnings.append(f'{res.grid}: {", ".join(old_runs)} have a checkpoint but no config.json (data-only '
+                            f'config; runs launched before it existed): not in the feature figures, their config '
+                            f'text is never executed')
+        without = [n for n in without if n not in old_runs]
     if without:
         res.warnings.append(f'{res.grid}: no checkpoint for {", ".join(without)}: not in the feature figures')
     if not runs:
         return written
     try:
-        pics, x, desc = F.inputs_for(runs[0].manifest.get('config'), images, n_images, size, REPO_ROOT)
+        pics, x, desc = F.inputs_for(runs[0].config, images, n_images, size, REPO_ROOT)
     except FileNotFoundError as e:
         raise AnalysisError(f'--images: {e}') from e
     feats, weights = {}, {}
     for r in runs:
         try:
-            model, weights[r.run] = F.load_run_backbone(r.manifest, r.checkpoint())
+            model, weights[r.run] = F.load_run_backbone(r.config, r.checkpoint())
             feats[r.run] = F.intermediates(model, x)
         except Exception as e:  # noqa: BLE001 -- reported by name, other runs still plotted
             res.warnings.append(f'{r.label}: feature extraction failed: {type(e).__name__}: {e}')

@@ -289,16 +289,20 @@ def write_outputs(res: GridResult, out_dir: Path, force: bool = False, sizes: di
 
 
 def model_sizes(res: GridResult) -> dict:
-    """Run name -> (params in M, source) for each run with a manifest (one build per run name)."""
+    """Run name -> (params in M, source) for each run on disk (one build per run name).
+
+    The number the job recorded in final_metrics.json when there is one; else the model built from the run's
+    data-only ``config.json`` (never from config text).
+    """
     sizes = {}
-    with_text = sorted(res.runs, key=lambda r: not (r.manifest and r.manifest.get('config')))
-    for r in with_text:
-        if r.run in sizes or r.manifest is None:
+    ordered = sorted(res.runs, key=lambda r: (math.isnan(r.row()['params_m']), r.config is None))
+    for r in ordered:
+        if r.run in sizes or (r.manifest is None and r.config is None):
             continue
         if not math.isnan(r.row()['params_m']):
             sizes[r.run] = (r.row()['params_m'], 'recorded by the experiment (final_metrics/manifest)')
             continue
-        sizes[r.run] = run_model_size(r.manifest, r.label, res.warnings)
+        sizes[r.run] = run_model_size(r.config, r.task, r.label, res.warnings)
     return sizes
 
 
@@ -307,10 +311,9 @@ def model_flops(res: GridResult, size: int) -> dict:
     if not any(c.metric == 'flops_g' for lay in LAYOUTS[res.grid] for c in lay.cols):
         return {}
     out = {}
-    for r in res.runs:
-        text = (r.manifest or {}).get('config')
-        if r.run not in out and text:
-            out[r.run] = backbone_gmacs(text, size)
+    for r in sorted(res.runs, key=lambda r: r.config is None):
+        if r.run not in out and (r.config is not None or r.manifest is not None):
+            out[r.run] = backbone_gmacs(r.config, size)
             if math.isnan(out[r.run][0]):
                 res.warnings.append(f'{r.label}: FLOPs {out[r.run][1]}')
     return out

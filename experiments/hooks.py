@@ -6,7 +6,11 @@
   lives in the (re-seeded) workers, so data, augmentation and model randomness (RoI sampling, dropout, drop
   path) all match an uninterrupted run.
 * ``FinalMetricsHook`` keeps the last validation metrics and the measured time per training iteration, and
-  writes ``<work_dir>/final_metrics.json`` once training has reached ``max_iters`` and been evaluated.
+  writes ``<work_dir>/final_metrics.json`` once training has reached ``max_iters`` and been evaluated: the
+  metrics, ``iters``, ``params_m`` (#Param of the whole model, millions), ``train_time_per_iter``,
+  ``train_wall_time_s`` (training wall time summed over the process starts, up to the checkpoint each resume
+  started from), and the peak memory (``max_memory_mb`` on GPU, ``max_rss_mb`` on CPU; maxima over the starts).
+  The analysis reads these numbers instead of rebuilding anything from the run's config.
 
 Both are registered in mmengine's root ``HOOKS`` registry, which mmdet's and mmseg's registries fall back to.
 """
@@ -88,14 +92,36 @@ class FinalMetricsHook(Hook):
         self._seen = 0
         self._time = 0.0
         self._timed = 0
+        self._start = None
+        self._wall_before = 0.0
+        self._gpu_before = None
+        self._rss_before = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint['final_metrics_timing'] = dict(time=self._time, iters=self._timed)
+        checkpoint['final_metrics_timing'] = dict(time=self._time, iters=self._timed, wall=self._wall(),
+                                                  max_memory_mb=self._peak_gpu(), max_rss_mb=self._peak_rss())
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         timing = checkpoint.get('final_metrics_timing')
         if timing:
             self._time, self._timed = timing['time'], timing['iters']
+            self._wall_before = float(timing.get('wall') or 0.0)
+            self._gpu_before = timing.get('max_memory_mb')
+            self._rss_before = timing.get('max_rss_mb')
+
+    def before_train(self, runner) -> None:
+        self._start = time.perf_counter()
+
+    def _wall(self) -> float:
+        return self._wall_before + (time.perf_counter() - self._start if self._start is not None else 0.0)
+
+    def _peak_gpu(self):
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            return max(torch.cuda.max_memory_allocated() / 2**20, self._gpu_before or 0.0)
+        return self._gpu_before
+
+    def _peak_rss(self) -> float:
+        return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, self._rss_before or 0.0)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         self._t0 = time.perf_counter()
@@ -122,11 +148,12 @@ class FinalMetricsHook(Hook):
                for k, v in (self.metrics or {}).items()}
         out['iters'] = int(runner.iter)
         out['train_time_per_iter'] = self._time / self._timed if self._timed else None
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            out['max_memory_mb'] = torch.cuda.max_memory_allocated() / 2**20
-        else:
-            out['max_memory_mb'] = None
-            out['max_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out['train_wall_time_s'] = self._wall()
+        model = getattr(runner.model, 'module', runner.model)  # unwrap DDP
+        out['params_m'] = sum(p.numel() for p in model.parameters()) / 1e6
+        out['max_memory_mb'] = self._peak_gpu()
+        if out['max_memory_mb'] is None:
+            out['max_rss_mb'] = self._peak_rss()
         if is_main_process():
             path = os.path.join(runner.work_dir, FINAL_METRICS)
             tmp = path + '.tmp'

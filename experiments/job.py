@@ -10,12 +10,18 @@ Distributed runs (several SLURM tasks) set up ``torch.distributed`` from the SLU
 on GPU and gloo on CPU, and hand mmengine ``launcher='pytorch'``.
 
 Also runnable without submitit: ``python -m experiments.job RUN_DIR`` (what ``--cluster local`` does).
+
+What runs from the run directory: only ``config.py``, and only when its SHA-256 is the one the launcher computed
+after checking the file against the config it resolves from ``experiments/configs`` (``--config-sha256``, kept
+in ``TrainJob`` across requeues). Checkpoints load weights-only with the allow-list of ``experiments/compat.py``.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -59,16 +65,28 @@ def _set_threads() -> None:
         torch.set_num_threads(max(1, int(cpus)))
 
 
-def train(run_dir: str | os.PathLike) -> dict:
+def train(run_dir: str | os.PathLike, config_sha256: str | None = None) -> dict:
     """Train (or resume) the run in ``run_dir`` and return its final metrics.
+
+    Args:
+        run_dir: The run directory.
+        config_sha256: SHA-256 the launcher computed of the ``config.py`` it wrote or verified; when given, a
+            ``config.py`` changed since then is not executed (requeued SLURM jobs included).
 
     Raises:
         FileNotFoundError: ``run_dir`` has no ``config.py`` (create runs with ``experiments.launch``).
+        RuntimeError: ``config.py`` is not the file the launcher verified.
     """
     run_dir = Path(run_dir).resolve()
     cfg_file = run_dir / rd.CONFIG
     if not cfg_file.is_file():
         raise FileNotFoundError(f'{cfg_file} missing: run directories are created by `python -m experiments.launch`')
+    cfg_bytes = cfg_file.read_bytes()  # read once: the bytes checked are the bytes executed
+    if config_sha256 is not None and hashlib.sha256(cfg_bytes).hexdigest() != config_sha256:
+        msg = (f'{cfg_file} changed after the launcher verified it; it was not executed. Relaunch with '
+               f'`python -m experiments.launch` (which checks it against the suite\'s config)')
+        rd.write_state(run_dir, 'failed', error=f'RuntimeError: {msg}')
+        raise RuntimeError(msg)
     os.chdir(rd.REPO_ROOT)  # configs name data/ and pretrained/ relative to the repository
     if str(rd.REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(rd.REPO_ROOT))
@@ -83,7 +101,7 @@ def train(run_dir: str | os.PathLike) -> dict:
                        backend=('nccl' if torch.cuda.is_available() else 'gloo') if distributed else None,
                        restarts=int(os.environ.get('SLURM_RESTART_COUNT', '0')))
     try:
-        metrics = _train(run_dir, cfg_file, distributed)
+        metrics = _train(run_dir, cfg_bytes, distributed)
     except BaseException as err:  # noqa: BLE001 - record every failure, then re-raise
         if rank == 0 and not isinstance(err, (KeyboardInterrupt, SystemExit)):
             rd.write_state(run_dir, 'failed', error=''.join(traceback.format_exception_only(type(err), err)).strip(),
@@ -96,19 +114,23 @@ def train(run_dir: str | os.PathLike) -> dict:
     return metrics
 
 
-def _train(run_dir: Path, cfg_file: Path, distributed: bool) -> dict:
+def _train(run_dir: Path, cfg_bytes: bytes, distributed: bool) -> dict:
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from experiments.compat import patch_mmengine, trust_dir
+    from experiments.compat import patch_mmengine
     from experiments import hooks as _hooks  # noqa: F401 - registers the hooks
     from experiments import dist as _dist  # noqa: F401 - registers the CPU DDP wrapper
 
-    patch_mmengine()
-    trust_dir(run_dir)
+    patch_mmengine()  # checkpoints load weights-only with the allow-list of experiments/compat.py
     if torch.cuda.is_available():  # deterministic cuBLAS needs this before the first CUDA matmul
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
-    cfg = Config.fromfile(str(cfg_file))
+    # Parse the checked bytes from a private copy: mmengine dumps the runtime config to work_dir/<basename>, so this
+    # leaves the launcher's config.py as written (mmengine's dump goes to config_runtime.py, never executed).
+    with tempfile.TemporaryDirectory() as tmp:
+        frozen = Path(tmp) / 'config_runtime.py'
+        frozen.write_bytes(cfg_bytes)
+        cfg = Config.fromfile(str(frozen))
     cfg.work_dir = str(run_dir)
     cfg.resume = rd.last_checkpoint(run_dir) is not None
     cfg.load_from = None
@@ -144,17 +166,18 @@ class TrainJob(submitit.helpers.Checkpointable):
         run_dir: The run directory (made by ``experiments.launch``).
     """
 
-    def __init__(self, run_dir: str) -> None:
+    def __init__(self, run_dir: str, config_sha256: str | None = None) -> None:
         self.run_dir = str(run_dir)
+        self.config_sha256 = config_sha256
 
     def __call__(self) -> dict:
-        return train(self.run_dir)
+        return train(self.run_dir, getattr(self, 'config_sha256', None))
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
         # mmengine has saved a checkpoint every `interval` iterations; the requeued job resumes from the last one.
         rd.write_state(Path(self.run_dir), 'queued', note='requeued after preemption/timeout; resumes from '
                        f'{rd.last_checkpoint(Path(self.run_dir))}')
-        return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir))
+        return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir, getattr(self, 'config_sha256', None)))
 
     def __repr__(self) -> str:
         return f'TrainJob({self.run_dir!r})'
@@ -163,8 +186,10 @@ class TrainJob(submitit.helpers.Checkpointable):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description='Train one run directory (made by experiments.launch).')
     parser.add_argument('run_dir')
+    parser.add_argument('--config-sha256', default=None,
+                        help='refuse to execute config.py unless it has this SHA-256 (the launcher passes it)')
     args = parser.parse_args(argv)
-    metrics = train(args.run_dir)
+    metrics = train(args.run_dir, args.config_sha256)
     print(f'final metrics of {args.run_dir}: {metrics}')
 
 

@@ -175,7 +175,6 @@ def check_pretrained(cfg, profile: str) -> None:
 def prepare_run(spec: RunSpec, profile: str, runs_root: Path, extra: dict, command: str,
                 dry_run: bool) -> tuple[Path, str]:
     """Create (or check) the run directory; returns (dir, status) with status 'done' | 'new' | 'resume'."""
-    from experiments.compat import trust_dir
     cfg, overrides, notes = build_config(spec, profile, extra, runs_root, dry_run)
     try:
         check_pretrained(cfg, profile)
@@ -198,11 +197,21 @@ def prepare_run(spec: RunSpec, profile: str, runs_root: Path, extra: dict, comma
                 f'overwritten: pass another --runs-root, or delete {rdir} if that run is no longer wanted.')
         if rd.is_finished(rdir):
             return rdir, 'done'
+        # The job executes config.py: it must be the config resolved here from experiments/configs (the same run, the
+        # manifest matches), not whatever a (shared) runs root holds, so a changed file is replaced, never run. (Runs
+        # started before this check have mmengine's runtime dump there, which is replaced the same way.)
+        cfg_py = rdir / rd.CONFIG
+        if not dry_run and (not cfg_py.is_file() or cfg_py.read_text() != text):
+            print(f'note: {cfg_py} differed from the config resolved now from experiments/configs; replaced by it '
+                  f'(the old file was not executed)', file=sys.stderr)
+            cfg_py.write_text(text)
+        if not dry_run and rd.read_config(rdir) != rd.json_data(cfg.to_dict()):  # missing (older run) or changed
+            rd.write_config_json(rdir, cfg)
         return rdir, 'resume'
     if not dry_run:
         rdir.mkdir(parents=True, exist_ok=True)
-        trust_dir(rdir)
         (rdir / rd.CONFIG).write_text(text)
+        rd.write_config_json(rdir, cfg)
         rd.write_json(rdir / rd.MANIFEST, manifest)
         rd.write_state(rdir, 'queued')
     return rdir, 'new'
@@ -216,7 +225,8 @@ def _run_local(rdirs: list[Path]) -> list[tuple[Path, int, float]]:
         t0 = time.time()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(rd.REPO_ROOT), os.environ.get('PYTHONPATH', '')]))
         env.update({k: v for k, v in CPU_ENV.items() if k not in os.environ})
-        proc = subprocess.run([sys.executable, '-m', 'experiments.job', str(rdir)], cwd=rd.REPO_ROOT, env=env)
+        proc = subprocess.run([sys.executable, '-m', 'experiments.job', str(rdir), '--config-sha256',
+                               rd.config_sha256(rdir)], cwd=rd.REPO_ROOT, env=env)
         dt = time.time() - t0
         results.append((rdir, proc.returncode, dt))
         print(f'=== {rdir.name} of {rdir.parent.name}: exit {proc.returncode} after {dt:.0f} s', flush=True)
@@ -231,9 +241,9 @@ def submit_submitit(rdirs: list[Path], cluster: str, folder: Path, params: dict,
     if cluster == 'slurm':
         with executor.batch():
             for rdir in rdirs:
-                jobs.append(executor.submit(TrainJob(str(rdir))))
+                jobs.append(executor.submit(TrainJob(str(rdir), rd.config_sha256(rdir))))
     else:
-        jobs = [executor.submit(TrainJob(str(rdir))) for rdir in rdirs]
+        jobs = [executor.submit(TrainJob(str(rdir), rd.config_sha256(rdir))) for rdir in rdirs]
     for rdir, job in zip(rdirs, jobs):
         rd.write_state(rdir, 'queued', job_id=str(job.job_id))
     return jobs

@@ -1,8 +1,10 @@
 """The run directory contract: ``$RUNS_ROOT/<profile>/<grid>/<run>/seed<k>/`` and the JSON files in it.
 
 ``manifest.json`` (what the run is; never rewritten), ``state.json`` (queued | running | finished | failed),
-``config.py`` (the frozen mmengine config the job trains), ``final_metrics.json`` (written by
-``experiments.hooks.FinalMetricsHook``), plus mmengine's own timestamped log folders and checkpoints.
+``config.py`` (the frozen mmengine config the job trains), ``config.json`` (a data-only copy of the same resolved
+config: what analysis reads, since nothing under a runs root is ever executed outside the job),
+``final_metrics.json`` (written by ``experiments.hooks.FinalMetricsHook``: metrics, #Param, iterations, wall
+time, peak memory), plus mmengine's own timestamped log folders and checkpoints.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ DEFAULT_RUNS_ROOT = REPO_ROOT / 'runs'
 MANIFEST = 'manifest.json'
 STATE = 'state.json'
 CONFIG = 'config.py'
+CONFIG_JSON = 'config.json'
 FINAL_METRICS = 'final_metrics.json'
 STATES = ('queued', 'running', 'finished', 'failed')
 #: Manifest fields that define the run; any difference means "a different experiment".
@@ -43,6 +46,40 @@ def read_json(path: Path) -> dict | None:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return None
+
+
+def json_data(obj):
+    """``obj`` (e.g. ``Config.to_dict()``) as plain JSON data: dicts with str keys, lists, str/int/float/bool/None.
+
+    Tuples become lists; anything else (a class, a function in a lazy-import config) becomes its ``repr`` string,
+    so the copy can always be written and never holds code.
+    """
+    if isinstance(obj, dict):
+        return {str(k): json_data(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_data(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return repr(obj)
+
+
+def write_config_json(rdir: Path, cfg) -> Path:
+    """Write ``config.json``: the data-only copy of the mmengine ``Config`` ``cfg`` (``cfg.to_dict()``)."""
+    path = Path(rdir) / CONFIG_JSON
+    write_json(path, json_data(cfg.to_dict()))
+    return path
+
+
+def config_sha256(rdir: Path) -> str:
+    """SHA-256 of the run's ``config.py`` (the launcher hands it to the job, which checks it before executing)."""
+    import hashlib
+    return hashlib.sha256((Path(rdir) / CONFIG).read_bytes()).hexdigest()
+
+
+def read_config(rdir: Path) -> dict | None:
+    """The data-only config of a run (``config.json``), or None when the run predates it."""
+    data = read_json(Path(rdir) / CONFIG_JSON)
+    return data if isinstance(data, dict) else None
 
 
 def read_state(rdir: Path) -> dict | None:

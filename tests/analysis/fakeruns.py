@@ -1,7 +1,7 @@
 """Synthesise run directories in the experiments' contract format (no training needed).
 
-Layout: ``<root>/<profile>/<grid>/<run>/seed<k>/`` with manifest.json, state.json,
-``<YYYYmmdd_HHMMSS>/vis_data/scalars.json`` (mmengine LocalVisBackend lines, one folder per start) and
+Layout: ``<root>/<profile>/<grid>/<run>/seed<k>/`` with manifest.json, state.json, config.json (the data-only
+config, when one is given), ``<YYYYmmdd_HHMMSS>/vis_data/scalars.json`` (mmengine LocalVisBackend lines, one folder per start) and
 final_metrics.json on success.
 """
 from __future__ import annotations
@@ -37,15 +37,19 @@ def write_run(root, profile, grid, run, seed, *, task='det', state='finished', s
     """Write one run directory.
 
     Args:
+        config: The data-only config (a dict, written to config.json; the manifest gets a text stand-in), or
+            config text for the manifest only (as runs made before config.json existed).
         starts: One list of scalars records per start (folder timestamps increase with the index).
         raw_tail: Text appended verbatim to the first start's scalars.json (e.g. a truncated line).
     """
     d = Path(root) / profile / grid / run / f'seed{seed}'
     d.mkdir(parents=True, exist_ok=True)
     man = dict(grid=grid, run=run, seed=seed, profile=profile, task=task, overrides={},
-               config=config or '', git_commit='0' * 40, versions={}, command='test', created='2026-11-21T10:00:00')
+               config=(repr(config) if isinstance(config, dict) else config) or '', git_commit='0' * 40, versions={}, command='test', created='2026-11-21T10:00:00')
     man.update(extra_manifest or {})
     (d / 'manifest.json').write_text(json.dumps(man))
+    if isinstance(config, dict):
+        (d / 'config.json').write_text(json.dumps(config))
     (d / 'state.json').write_text(json.dumps(dict(state=state, job_id='1', updated='now', error=error)))
     for i, recs in enumerate(starts):
         ts = f'20261121_10{i:02d}00'
@@ -104,25 +108,25 @@ def make_grid_N(root, profile='tiny'):
 
 
 def tiny_backbone_config(variant='full', n_interactions=4, attn_type='deformable'):
-    """Config text with a tiny ViT-Adapter backbone (variant 'baseline': a tiny ViTBaseline), as the manifest
-    stores it."""
+    """Data-only config (as config.json holds it) with a tiny ViT-Adapter backbone (variant 'baseline': a tiny
+    ViTBaseline)."""
     if variant == 'baseline':
-        backbone = "type='ViTBaseline', arch='tiny', window_attn=True, window_size=4, drop_path_rate=0.0"
+        backbone = dict(type='ViTBaseline', arch='tiny', window_attn=True, window_size=4, drop_path_rate=0.0)
     else:
-        backbone = (f"type='ViTAdapter', arch='tiny', variant='{variant}', n_interactions={n_interactions}, "
-                    f"attn_type='{attn_type}', window_size=4, norm='BN', drop_path_rate=0.0")
-    return (f"model = dict(type='MaskRCNN', data_preprocessor=dict(type='DetDataPreprocessor', "
-            f"mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True), "
-            f"backbone=dict({backbone}, pretrained=None))\n")
+        backbone = dict(type='ViTAdapter', arch='tiny', variant=variant, n_interactions=n_interactions,
+                        attn_type=attn_type, window_size=4, norm='BN', drop_path_rate=0.0)
+    return dict(model=dict(type='MaskRCNN', data_preprocessor=dict(
+        type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
+        backbone=dict(backbone, pretrained=None)))
 
 
-def add_checkpoint(run_dir, config_text, seed=0):
+def add_checkpoint(run_dir, config, seed=0):
     """Save a checkpoint of a randomly initialised backbone (mmengine layout: state_dict with backbone.*)."""
     import torch
 
     from analysis.features import backbone_cfg, build_backbone
     torch.manual_seed(seed)
-    model = build_backbone(backbone_cfg(config_text))
+    model = build_backbone(backbone_cfg(config))
     sd = {f'backbone.{k}': v for k, v in model.state_dict().items()}
     sd['neck.w'] = torch.zeros(1)
     p = Path(run_dir) / 'iter_40.pth'
@@ -132,13 +136,11 @@ def add_checkpoint(run_dir, config_text, seed=0):
 
 
 def make_grid_N_with_checkpoints(root, profile='tiny'):
-    """:func:`make_grid_N` with tiny backbones: N0 (baseline) and N4 (full) seed 1 get checkpoints."""
+    """:func:`make_grid_N` with tiny backbones: N0 (baseline) and N4 (full) seed 1 get checkpoints and config.json."""
     root = make_grid_N(root, profile)
     for run, variant, n in (('N0', 'baseline', 0), ('N4', 'full', 4)):
-        text = tiny_backbone_config(variant, n)
+        cfg = tiny_backbone_config(variant, n)
         d = Path(root) / profile / 'N' / run / 'seed1'
-        man = json.loads((d / 'manifest.json').read_text())
-        man['config'] = text
-        (d / 'manifest.json').write_text(json.dumps(man))
-        add_checkpoint(d, text)
+        (d / 'config.json').write_text(json.dumps(cfg))
+        add_checkpoint(d, cfg)
     return root

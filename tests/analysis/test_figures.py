@@ -30,15 +30,15 @@ def test_pca_rgb_recovers_planted_components():
 
 
 def test_backbone_roundtrip_and_mismatch(tmp_path):
-    text = tiny_backbone_config('full', 4)
-    ckpt = add_checkpoint(tmp_path, text, seed=3)
-    model, desc = F.load_run_backbone({'config': text}, ckpt)
+    cfg = tiny_backbone_config('full', 4)
+    ckpt = add_checkpoint(tmp_path, cfg, seed=3)
+    model, desc = F.load_run_backbone(cfg, ckpt)
     saved = torch.load(ckpt, weights_only=True)['state_dict']
     for k, v in model.state_dict().items():
         assert torch.equal(v, saved['backbone.' + k]), k
     assert desc == str(ckpt)
     with pytest.raises(ValueError, match='missing'):
-        F.load_run_backbone({'config': tiny_backbone_config('baseline', 0)}, ckpt)
+        F.load_run_backbone(tiny_backbone_config('baseline', 0), ckpt)
     feats = F.intermediates(model, F.demo_tensor(2, 64))
     assert feats['stride8'].shape == (2, 64, 8, 8) and len(feats['vit_blocks']) == 12
     curves = F.fourier_curves(feats, (64, 64))

@@ -1,4 +1,5 @@
 """#Param rebuilt from a run's config text, checked against the paper (whole models on the meta device)."""
+import json
 import math
 from pathlib import Path
 
@@ -18,8 +19,10 @@ def test_whole_model_params_match_paper(cfg, task, table, row, col):
     if not (CONFIGS / cfg).is_file():
         pytest.skip(f'experiments/configs/{cfg} not present')
     from mmengine.config import Config
-    text = Config.fromfile(str(CONFIGS / cfg)).pretty_text
-    params, source = model_size_from_config(text, task)
+
+    from experiments.rundir import json_data
+    data = json.loads(json.dumps(json_data(Config.fromfile(str(CONFIGS / cfg)).to_dict())))  # as config.json
+    params, source = model_size_from_config(data, task)
     assert source == 'whole model built from the run config'
     paper = paper_table(table).value(row, col, by='multi' if '=' in row else None)
     assert params == pytest.approx(paper, abs=0.15)
@@ -27,8 +30,8 @@ def test_whole_model_params_match_paper(cfg, task, table, row, col):
 
 def test_unavailable_is_reported():
     warn = []
-    p, src = run_model_size({'config': "model = dict(type='NoSuchDetector', backbone=dict(type='Nope'))\n",
-                             'task': 'det'}, 'x/y/seed0', warn)
+    p, src = run_model_size({'model': dict(type='NoSuchDetector', backbone=dict(type='Nope'))}, 'det',
+                            'x/y/seed0', warn)
     assert math.isnan(p) and src.startswith('not available') and 'x/y/seed0: #Param not available' in warn[0]
-    p, src = run_model_size({}, 'x/y/seed0', warn)
-    assert math.isnan(p) and 'no config text' in warn[-1]
+    p, src = run_model_size(None, 'det', 'x/y/seed0', warn)
+    assert math.isnan(p) and 'no config.json' in warn[-1] and 'never executed' in warn[-1]

@@ -39,12 +39,21 @@ def test_run_dir_contract_mismatch_and_skip(tmp_path, synthetic_data):
                 'created'):
         assert key in manifest
     assert manifest['overrides']['model.backbone.n_interactions'] == 2
-    assert "max_iters=10" in manifest['config'] and (rdir / '.vit_adapter_trusted').is_file()
+    assert "max_iters=10" in manifest['config'] and not (rdir / '.vit_adapter_trusted').exists()
+    data = rd.read_config(rdir)  # the data-only copy analysis reads
+    assert data['train_cfg']['max_iters'] == 10 and data['model']['backbone']['n_interactions'] == 2
     assert rd.read_state(rdir)['state'] == 'queued'
     # The same request again: resume (nothing rewritten).
     before = (rdir / rd.MANIFEST).read_text()
+    before_cfg = (rdir / rd.CONFIG).read_text()
     assert launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 10}, 'cmd2', False)[1] == 'resume'
     assert (rdir / rd.MANIFEST).read_text() == before
+    # A config.py changed after the launcher wrote it is never run: the relaunch replaces it by the resolved config.
+    (rdir / rd.CONFIG).write_text(before_cfg + f"\n_x = __import__('os').system('touch {tmp_path / 'canary'}')\n")
+    (rdir / rd.CONFIG_JSON).unlink()  # a run made before config.json existed gets one
+    assert launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 10}, 'cmd2', False)[1] == 'resume'
+    assert (rdir / rd.CONFIG).read_text() == before_cfg and rd.read_config(rdir) == data
+    assert not (tmp_path / 'canary').exists()
     # A different config in the same place: an error naming the fix.
     with pytest.raises(launch.LaunchError, match='--runs-root'):
         launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 11}, 'cmd', False)
@@ -85,3 +94,46 @@ def test_tiny_pretrain_cells_load_synthesised_checkpoints(tmp_path, synthetic_da
         own = model.backbone.vit.state_dict()
         assert all(torch.allclose(own[k], v, atol=1e-6) for k, v in sd.items())
         assert model.backbone.vit.post_norm == (fmt == 'uniperceiver')
+
+
+def test_resume_refuses_malicious_checkpoint(tmp_path, synthetic_data, monkeypatch):
+    """A run directory (with the old trust marker) whose last checkpoint is a malicious pickle: the job refuses to
+    load it, records why, and the pickle never runs."""
+    import os
+
+    import torch
+
+    from experiments import job
+    from experiments.compat import UnsafeCheckpointError
+    canary = tmp_path / 'canary'
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f'touch {canary}',))
+
+    spec = get_grid('N').runs(1, only=['N2'])[0]
+    rdir, _ = launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 4}, 'cmd', dry_run=False)
+    (rdir / '.vit_adapter_trusted').write_text('trusted\n')
+    monkeypatch.setenv('VIT_ADAPTER_TRUSTED_DIRS', str(tmp_path))
+    torch.save({'meta': Payload(), 'state_dict': {}}, rdir / 'iter_2.pth')
+    (rdir / 'last_checkpoint').write_text(str(rdir / 'iter_2.pth'))
+    assert launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 4}, 'cmd', dry_run=False)[1] == 'resume'
+    monkeypatch.chdir(tmp_path)  # job.train changes into the repository; undone after the test
+    with pytest.raises(UnsafeCheckpointError, match='system'):
+        job.train(rdir)
+    assert not canary.exists()
+    state = rd.read_state(rdir)
+    assert state['state'] == 'failed' and 'UnsafeCheckpointError' in state['error']
+
+
+def test_job_refuses_config_changed_after_launch(tmp_path, synthetic_data):
+    """The launcher hands the job the SHA-256 of the config.py it verified: a file swapped in later never runs."""
+    from experiments import job
+    canary = tmp_path / 'canary'
+    spec = get_grid('N').runs(1, only=['N2'])[0]
+    rdir, _ = launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 4}, 'cmd', dry_run=False)
+    sha = rd.config_sha256(rdir)
+    (rdir / rd.CONFIG).write_text(f"_x = __import__('os').system('touch {canary}')\n")
+    with pytest.raises(RuntimeError, match='changed after the launcher verified it'):
+        job.train(rdir, config_sha256=sha)
+    assert not canary.exists() and 'changed after the launcher' in rd.read_state(rdir)['error']

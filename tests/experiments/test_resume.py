@@ -5,11 +5,12 @@ import torch
 
 from experiments import launch
 from experiments import rundir as rd
+from experiments.compat import allowed_names, load_checkpoint_file
 from experiments.grids import get_grid
 
 from .conftest import fast_options
 
-IGNORED = {'train_time_per_iter', 'max_rss_mb', 'max_memory_mb'}
+IGNORED = {'train_time_per_iter', 'train_wall_time_s', 'max_rss_mb', 'max_memory_mb'}
 
 
 def _extra(**more):
@@ -31,7 +32,7 @@ def _metrics(rdir):
 
 
 def _weights(rdir):
-    ckpt = torch.load(rd.last_checkpoint(rdir), map_location='cpu', weights_only=False)
+    ckpt = load_checkpoint_file(rd.last_checkpoint(rdir), map_location='cpu')
     return ckpt['state_dict']
 
 
@@ -42,6 +43,12 @@ def test_same_seed_same_metrics_and_resume_matches(tmp_path, synthetic_data):
     assert rc == 0
     assert _metrics(a) == _metrics(b)  # same seed, same metrics, twice in a row
     assert _metrics(a)['coco/bbox_mAP'] >= 0 and _metrics(a)['iters'] == 8
+    # the job records what analysis needs, so analysis never rebuilds or executes anything from the run
+    full = json.loads((a / rd.FINAL_METRICS).read_text())
+    assert full['params_m'] > 0 and full['train_wall_time_s'] > 0 and (full['max_memory_mb'] or full['max_rss_mb'])
+    assert rd.read_config(a)['model']['backbone']['n_interactions'] == 2  # the data-only config.json
+    # a real checkpoint holds only globals on the allow-list (they load weights-only)
+    assert set(torch.serialization.get_unsafe_globals_in_checkpoint(str(rd.last_checkpoint(a)))) <= allowed_names()
 
     hooks = [dict(type='RNGStateHook'), dict(type='FinalMetricsHook'), dict(type='FaultInjectionHook', at_iter=6)]
     c, rc = _train(tmp_path / 'c', _extra(custom_hooks=hooks))
@@ -51,5 +58,6 @@ def test_same_seed_same_metrics_and_resume_matches(tmp_path, synthetic_data):
     assert c2 == c and rc == 0 and rd.read_state(c)['state'] == 'finished'
     assert len([p for p in c.iterdir() if p.is_dir()]) == 2  # two mmengine starts (logs of both kept)
     assert _metrics(c) == _metrics(a)
+    assert json.loads((c / rd.FINAL_METRICS).read_text())['train_wall_time_s'] > 0
     wa, wc = _weights(a), _weights(c)
     assert wa.keys() == wc.keys() and all(torch.equal(wa[k], wc[k]) for k in wa)

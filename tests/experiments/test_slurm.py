@@ -21,13 +21,14 @@ import torch
 
 from experiments import launch
 from experiments import rundir as rd
+from experiments.compat import load_checkpoint_file
 from experiments.grids import get_grid
 
 from .conftest import REPO, fast_options
 
 pytestmark = pytest.mark.slurm
 SCRIPT = REPO / 'tools' / 'slurm_local.sh'
-IGNORED = {'train_time_per_iter', 'max_rss_mb', 'max_memory_mb'}
+IGNORED = {'train_time_per_iter', 'train_wall_time_s', 'max_rss_mb', 'max_memory_mb'}
 
 
 @pytest.fixture(scope='session')
@@ -94,7 +95,7 @@ def _metrics(rdir):
 
 
 def _weights(rdir):
-    return torch.load(rd.last_checkpoint(rdir), map_location='cpu', weights_only=False)['state_dict']
+    return load_checkpoint_file(rd.last_checkpoint(rdir), map_location='cpu')['state_dict']
 
 
 def test_preempted_job_requeues_resumes_and_matches(slurm, tmp_path, synthetic_data):

@@ -1,4 +1,5 @@
-"""experiments.compat: mmengine checkpoints written by this suite resume on torch>=2.6; foreign pickles don't load."""
+"""experiments.compat: mmengine checkpoints written by this suite resume on torch>=2.6 weights-only (with the
+allow-list); a pickle that wants anything else never runs, wherever it lies; corrupt files are called corrupt."""
 import os
 import pickle
 
@@ -85,18 +86,25 @@ def test_stock_mmengine_cannot_resume_its_own_checkpoint(tmp_path):
         load_from_local(str(tmp_path / 'w' / 'iter_8.pth'), map_location='cpu')
 
 
+def _rng_hooks():
+    from experiments import hooks  # noqa: F401 - registers RNGStateHook / FinalMetricsHook
+    return [dict(type='RNGStateHook'), dict(type='FinalMetricsHook', skip_first=0)]
+
+
 def test_save_interrupt_resume_matches_uninterrupted_run(tmp_path):
     compat.patch_mmengine()
     straight = _runner(tmp_path / 'straight', 'straight')
     straight.train()
 
-    work = tmp_path / 'resumed'
-    compat.trust_dir(work)
-    first = _runner(work, 'first', hooks=[_interrupt_hook(6)])
+    work = tmp_path / 'resumed'  # no marker, no environment variable: nothing is trusted, resume still works
+    first = _runner(work, 'first', hooks=[_interrupt_hook(6)] + _rng_hooks())
     with pytest.raises(_Interrupted):
         first.train()
     assert (work / 'iter_4.pth').is_file() and not (work / 'iter_8.pth').exists()
-    second = _runner(work, 'second', resume=True)
+    # every global of a suite checkpoint (message hub, numpy RNG state, schedulers) is on the allow-list
+    found = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(work / 'iter_4.pth')))
+    assert found and found <= compat.allowed_names(), found - compat.allowed_names()
+    second = _runner(work, 'second', hooks=_rng_hooks(), resume=True)
     assert second._resume
     second.train()
     assert second.iter == 8
@@ -105,37 +113,77 @@ def test_save_interrupt_resume_matches_uninterrupted_run(tmp_path):
         assert torch.equal(final[key], reference[key]), key
     # the scheduler and optimizer state came back too (lr decayed once at iteration 5)
     assert second.optim_wrapper.get_lr()['lr'][0] == pytest.approx(0.005)
+    hub = compat.load_checkpoint_file(work / 'iter_8.pth')['message_hub']['log_scalars']
+    assert float(hub['train/loss'].mean()) > 0  # HistoryBuffer came back with its statistics methods
 
 
-def test_untrusted_pickled_checkpoint_is_refused_and_not_executed(tmp_path):
+class _Payload:
+    def __init__(self, canary):
+        self.canary = str(canary)
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.canary}',))
+
+
+def test_malicious_checkpoint_beside_old_trust_marker_never_runs(tmp_path, monkeypatch):
+    """A shared runs root with the old ``.vit_adapter_trusted`` marker (and the old env variable): the pickle is
+    refused through mmengine's loader and through resume, with the global it wanted; the canary is never made."""
     compat.patch_mmengine()
     from mmengine.runner.checkpoint import _load_checkpoint
     canary = tmp_path / 'pwned'
-
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f'touch {canary}',))
-
-    path = tmp_path / 'downloads' / 'evil.pth'
-    path.parent.mkdir()
-    torch.save({'state_dict': {'w': torch.ones(1)}, 'meta': Payload()}, path)
-    with pytest.raises(compat.UntrustedCheckpointError, match='trust_dir'):
+    work = tmp_path / 'runs' / 'w'
+    work.mkdir(parents=True)
+    for d in (tmp_path / 'runs', work):
+        (d / '.vit_adapter_trusted').write_text('trusted\n')
+    monkeypatch.setenv('VIT_ADAPTER_TRUSTED_DIRS', str(tmp_path / 'runs'))
+    path = work / 'iter_400.pth'
+    torch.save({'state_dict': {'linear.weight': torch.ones(1, 4)}, 'meta': _Payload(canary)}, path)
+    with pytest.raises(compat.UnsafeCheckpointError, match=r'system') as info:
         _load_checkpoint(str(path), map_location='cpu')
+    assert 'allow-list' in str(info.value)
+    (work / 'last_checkpoint').write_text(str(path))
+    runner = _runner(work, 'resume', resume=True)
+    with pytest.raises(compat.UnsafeCheckpointError):
+        runner.train()
+    # the old pickle format too
+    torch.save({'meta': _Payload(canary)}, work / 'legacy.pth', _use_new_zipfile_serialization=False)
+    with pytest.raises(compat.UnsafeCheckpointError, match='system'):
+        compat.load_checkpoint_file(work / 'legacy.pth')
     assert not canary.exists()
 
 
-def test_untrusted_plain_weights_still_load(tmp_path):
+def test_getattr_is_only_allowed_for_history_buffer_statistics(tmp_path):
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    class Sneaky:
+        def __reduce__(self):
+            return (getattr, (HistoryBuffer, '__init__'))
+
+    torch.save({'x': Sneaky()}, tmp_path / 'g.pth')
+    with pytest.raises(compat.UnsafeCheckpointError, match='getattr'):
+        compat.load_checkpoint_file(tmp_path / 'g.pth')
+
+
+@pytest.mark.parametrize('content', [b'', b'hello world\n', os.urandom(4096), 'truncated'])
+def test_corrupt_file_is_called_corrupt_without_trust_advice(tmp_path, content):
+    path = tmp_path / 'x.pth'
+    if content == 'truncated':
+        torch.save({'state_dict': {'w': torch.randn(64, 64)}}, path)
+        content = path.read_bytes()[:1500]
+    path.write_bytes(content)
+    with pytest.raises(compat.CorruptCheckpointError, match='not a readable torch checkpoint') as info:
+        compat.load_checkpoint_file(path)
+    assert 'trust' not in str(info.value).lower()
+    from adapter.checkpoint import read_checkpoint
+    with pytest.raises(RuntimeError, match='not a readable torch checkpoint') as info:
+        read_checkpoint(path)
+    assert 'trust' not in str(info.value).lower()
+
+
+def test_plain_weights_still_load(tmp_path):
     compat.patch_mmengine()
     from mmengine.runner.checkpoint import _load_checkpoint
     path = tmp_path / 'deit.pth'
     torch.save({'model': {'pos_embed': torch.zeros(1, 5, 8)}}, path)
     ckpt = _load_checkpoint(str(path), map_location='cpu')
     assert ckpt['model']['pos_embed'].shape == (1, 5, 8)
-
-
-def test_trust_by_environment_variable(tmp_path, monkeypatch):
-    path = tmp_path / 'shared_ckpts' / 'x.pth'
-    path.parent.mkdir()
-    assert not compat.is_trusted(path)
-    monkeypatch.setenv(compat.ENV_TRUSTED, str(path.parent))
-    assert compat.is_trusted(path)
