@@ -1,9 +1,14 @@
 """Layer-wise learning-rate decay for ViT backbones as an mmengine optim-wrapper constructor.
 
-The paper's UperNet recipe scales the lr of ViT block ``i`` (1-based, of ``num_layers``) by
-``layer_decay_rate ** (num_layers + 1 - layer_id)``: the patch/position embeddings (layer 0) get the smallest lr,
-the last block ``rate ** 1``, and everything that is not the plain ViT (adapter modules, neck, heads) the full lr
-(layer ``num_layers + 1``). Weight decay is 0 for 1-D parameters (norms, biases) and for the embeddings/tokens.
+The rule of the official ``LayerDecayOptimizerConstructor`` (czczup/ViT-Adapter ``mmcv_custom``, used by the
+official UperNet configs and the Mask R-CNN ViT(-Adapter)-L ones): the lr of ViT block ``i`` (1-based, of
+``num_layers``) is scaled by ``layer_decay_rate ** (num_layers + 1 - layer_id)``: the patch/position embeddings
+(layer 0) get the smallest lr, the last block ``rate ** 1``, and everything that is not the plain ViT (adapter
+modules, neck, heads) the full lr (layer ``num_layers + 1``). Weight decay is 0 for 1-D parameters (norms, biases,
+layer-scale gammas) and biases, and only for those: the official constructor also compares the bare names
+'pos_embed' / 'cls_token' with full parameter names, which never match, so the position and level embeddings are
+decayed. ``no_decay_keys`` (name substrings, default none) exempts more parameters.
+tests/experiments/test_official_recipes.py checks every paper config's parameter groups against the official rule.
 
 Config (``num_layers``, the number of ViT blocks, is counted in the model unless given)::
 
@@ -25,7 +30,7 @@ from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from torch import nn
 
 DEFAULT_EMBED_KEYS = ('pos_embed', 'cls_token', 'patch_embed', 'mask_token')
-DEFAULT_NO_DECAY_KEYS = ('pos_embed', 'cls_token', 'level_embed', 'mask_token')
+DEFAULT_NO_DECAY_KEYS: tuple = ()  # the official rule: 1-D parameters and biases only (module docstring)
 
 
 def layer_id_for_vit(name: str, num_layers: int, block_pattern: str = r'(?:^|\.)blocks\.(\d+)\.',

@@ -32,12 +32,24 @@ def test_constructor_scales_lr_and_decay():
     wrapper = ctor(_Toy())
     groups = wrapper.optimizer.param_groups
     by_layer = {(g['layer_id'], g['weight_decay'] == 0): g for g in groups}
-    assert by_layer[(0, True)]['lr'] == pytest.approx(1e-3 * 0.5 ** 4)  # pos_embed: no decay, smallest lr
+    # pos_embed: the smallest lr, decayed (the official rule: no decay for 1-D parameters and biases only)
+    assert by_layer[(0, False)]['lr'] == pytest.approx(1e-3 * 0.5 ** 4)
     assert by_layer[(1, False)]['lr'] == pytest.approx(1e-3 * 0.5 ** 3)
     assert by_layer[(3, False)]['lr'] == pytest.approx(1e-3 * 0.5)
     assert by_layer[(4, False)]['lr'] == pytest.approx(1e-3) and by_layer[(4, False)]['weight_decay'] == 0.05
-    assert by_layer[(4, True)]['weight_decay'] == 0.0  # biases and level_embed
+    assert len(by_layer[(4, False)]['params']) == 2  # level_embed (2-D: decayed) and the head's weight
+    assert by_layer[(4, True)]['weight_decay'] == 0.0  # biases
     assert sum(len(g['params']) for g in groups) == len(list(_Toy().parameters()))
+
+
+def test_no_decay_keys_exempt_more_parameters():
+    ctor = ViTLayerDecayOptimWrapperConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05)),
+        dict(num_layers=3, layer_decay_rate=0.5, no_decay_keys=('pos_embed', 'level_embed')))
+    groups = ctor(_Toy()).optimizer.param_groups
+    by_layer = {(g['layer_id'], g['weight_decay'] == 0): len(g['params']) for g in groups}
+    assert by_layer[(0, True)] == 1 and (0, False) not in by_layer  # pos_embed
+    assert by_layer[(4, True)] == 2 and by_layer[(4, False)] == 1  # level_embed, the head's bias; its weight
 
 
 def test_num_layers_is_counted_in_the_model():

@@ -70,14 +70,14 @@ model = wire(
         rpn=dict(nms_pre=1000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
         rcnn=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100, mask_thr_binary=0.5)))
 
-# The paper's optimiser: AdamW lr 1e-4, wd 0.05, no decay on embeddings and norms.
+# The official mask_rcnn_deit_{,adapter_}{tiny,small,base}_fpn_*_coco.py optimiser: AdamW lr 1e-4, wd 0.05, no
+# grad clipping; no decay for parameters whose name contains one of the keys (a substring match: 'norm' catches
+# the LayerNorms and the adapter's *_norm / norm1..4 layers, not the BatchNorms of the SPM stem, whose weights
+# are decayed). T 1x and the L rows change it (maskrcnn_vit_adapter_T_1x.py, maskrcnn_vit_adapter_L.py).
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,
-        bias_decay_mult=0.0,
-        custom_keys=dict(level_embed=dict(decay_mult=0.0), pos_embed=dict(decay_mult=0.0),
-                         cls_token=dict(decay_mult=0.0))),
+    paramwise_cfg=dict(custom_keys={'level_embed': dict(decay_mult=0.0), 'pos_embed': dict(decay_mult=0.0),
+                                    'norm': dict(decay_mult=0.0), 'bias': dict(decay_mult=0.0)}),
     clip_grad=None)
 

@@ -25,5 +25,6 @@ param_scheduler = [
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=30, end=max_iters),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+test_cfg = dict(fp16=False)  # CPU: no mixed precision (the paper config tests under fp16 autocast)
 default_hooks = dict(checkpoint=dict(interval=50), logger=dict(interval=25))
 auto_scale_lr = dict(base_batch_size=4)
