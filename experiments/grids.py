@@ -39,7 +39,9 @@ PRETRAIN_SOURCES = {
                       label='ImageNet-1K (DeiT-B)'),
     'augreg_in22k': dict(
         file='pretrained/B_16-i21k-300ep-lr_0.001-aug_medium1-wd_0.1-do_0.0-sd_0.0--imagenet2012-steps_20k-'
-             'lr_0.01-res_384.npz', format='augreg', size=384, label='ImageNet-22K (AugReg-B)'),
+             'lr_0.01-res_384.npz', format='augreg', size=384, label='ImageNet-22K (AugReg-B)',
+        # AugReg weights take AugReg's input normalisation, as every official config that loads them
+        model={'data_preprocessor.mean': [127.5] * 3, 'data_preprocessor.std': [127.5] * 3}),
     'uniperceiver_mm': dict(file='pretrained/uni-perceiver-base-L12-H768-224size-torch-pretrained.pth',
                             format='uniperceiver', size=224, label='Multi-modal (Uni-Perceiver-B)',
                             # Uni-Perceiver's encoder is BERT-style (post-norm blocks, normed embeddings); the
@@ -172,7 +174,8 @@ def _pretrain() -> Grid:
         cells.append(Cell(
             name, 'det', dict(paper='maskrcnn_vit_adapter_B_3x.py', tiny=_TINY_DET_3X),
             profile_overrides=dict(
-                paper={_BB + 'pretrained': src['file'], _BB + 'pretrain_size': src['size'], **layout},
+                paper={_BB + 'pretrained': src['file'], _BB + 'pretrain_size': src['size'], **layout,
+                       **{'model.' + k: v for k, v in src.get('model', {}).items()}},
                 # Filled in at launch time by experiments.pretrain_tiny (a random checkpoint in this format).
                 tiny={_BB + 'pretrained': f'@synthetic:{src["format"]}', _BB + 'pretrain_size': src['size'],
                       **layout}),

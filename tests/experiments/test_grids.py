@@ -53,6 +53,8 @@ def test_ablation_overrides():
     assert att['global']['model.backbone.with_cp'] is True and 'model.backbone.with_cp' not in att['pale']
     pre = {r.name: r for r in get_grid('pretrain').runs(1)}
     assert pre['augreg_in22k'].resolved_overrides('paper')['model.backbone.pretrain_size'] == 384
+    assert pre['augreg_in22k'].resolved_overrides('paper')['model.data_preprocessor.std'] == [127.5] * 3
+    assert 'model.data_preprocessor.std' not in pre['deit_in1k'].resolved_overrides('paper')
     assert pre['deit_in1k'].configs['paper'] == 'maskrcnn_vit_adapter_B_3x.py'
 
 
