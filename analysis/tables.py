@@ -387,11 +387,16 @@ def main(argv: list[str] | None = None) -> int:
                     help='compute backbone GMACs at SIZE x SIZE for tables with a FLOPs column (A3, A4) when the '
                          'runs recorded none (backbone only: no Δ to the paper\'s whole-model FLOPs)')
     args = ap.parse_args(argv)
+    seeds = None
+    if args.seeds:
+        try:
+            seeds = [int(s) for s in args.seeds.split(',')] if ',' in args.seeds else int(args.seeds)
+        except ValueError:
+            ap.error(f'--seeds {args.seeds!r}: give a count (e.g. 3) or a comma list of seeds (e.g. 0,1,2)')
+        if (isinstance(seeds, int) and seeds < 1) or (isinstance(seeds, list) and min(seeds) < 0):
+            ap.error(f'--seeds {args.seeds!r}: a count must be >= 1 and seeds >= 0')
     try:
         root, grids = select_grids(args.grid, args.profile, args.runs_root)
-        seeds = None
-        if args.seeds:
-            seeds = [int(s) for s in args.seeds.split(',')] if ',' in args.seeds else int(args.seeds)
         out_root = Path(args.out) if args.out else RESULTS_DIR
         for g in grids:
             res = collect_grid(g, args.profile, root, seeds=seeds)

@@ -265,7 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     command = cl.format_command(['python', '-m', 'experiments.launch'] + (argv if argv is not None else sys.argv[1:]))
     runs_root = Path(args.runs_root).resolve()
     grid = get_grid(args.grid)
-    specs = grid.runs(args.seeds, only=args.runs)
+    if args.seeds < 1:
+        build_parser().error(f'--seeds {args.seeds}: give the number of seeds to run, at least 1')
+    try:
+        specs = grid.runs(args.seeds, only=args.runs)
+    except ValueError as err:  # an unknown run name: a usage error (exit 2), not a traceback
+        build_parser().error(f'--runs: {err}')
     extra = parse_cfg_options(args.cfg_options)
     try:
         try:

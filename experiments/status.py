@@ -10,6 +10,7 @@ as ``lost`` (killed without a chance to record it; relaunching resumes it from i
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m experiments.status', description=__doc__.split('\n')[0])
     parser.add_argument('grid', choices=GRID_NAMES)
     parser.add_argument('--profile', choices=PROFILES, default='tiny')
-    parser.add_argument('--runs-root', default=str(rd.DEFAULT_RUNS_ROOT))
+    parser.add_argument('--runs-root', default=os.environ.get('RUNS_ROOT', str(rd.DEFAULT_RUNS_ROOT)),
+                        help='runs root (default $RUNS_ROOT, else runs/ in the checkout)')
     args = parser.parse_args(argv)
     rows = collect(args.grid, args.profile, Path(args.runs_root))
     print(f'grid {args.grid}, profile {args.profile}, {Path(args.runs_root).resolve() / args.profile / args.grid}')
