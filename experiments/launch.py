@@ -253,8 +253,11 @@ def print_metrics(rdirs: list[Path]) -> None:
     """A plain table of every run's final metrics (the analysis package makes the real tables)."""
     print('\nrun                                seed  state     metrics')
     for rdir in rdirs:
-        metrics = rd.read_json(rdir / rd.FINAL_METRICS)
-        state = (rd.read_state(rdir) or {}).get('state', '?')
+        try:
+            metrics = rd.read_json(rdir / rd.FINAL_METRICS)
+            state = (rd.read_state(rdir) or {}).get('state', '?')
+        except rd.CorruptRunFile:
+            metrics, state = None, 'corrupt'
         keys = ('coco/bbox_mAP', 'coco/segm_mAP', 'mIoU', 'aAcc', 'train_time_per_iter')
         shown = ', '.join(f'{k}={metrics[k]:.4g}' for k in keys if metrics and metrics.get(k) is not None)
         print(f'{rdir.parent.name:<34} {rdir.name[4:]:>4}  {state:<9} {shown}')
@@ -279,7 +282,14 @@ def main(argv: list[str] | None = None) -> int:
             if not args.dry_run:
                 raise
             print(f'warning: {err}', file=sys.stderr)
-        prepared = [(s,) + prepare_run(s, args.profile, runs_root, extra, command, args.dry_run) for s in specs]
+        prepared, corrupt = [], 0
+        for s in specs:
+            try:
+                prepared.append((s,) + prepare_run(s, args.profile, runs_root, extra, command, args.dry_run))
+            except rd.CorruptRunFile as err:  # this run is skipped and named; the rest of the grid goes on
+                corrupt += 1
+                print(f'error: {err}', file=sys.stderr)
+                prepared.append((s, rd.run_dir(runs_root, args.profile, s.grid, s.name, s.seed), 'corrupt'))
     except LaunchError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
@@ -294,13 +304,13 @@ def main(argv: list[str] | None = None) -> int:
         print('sbatch settings (per run):\n' + cl.sbatch_preview(folder, params))
     if args.dry_run:
         print('dry run: nothing submitted')
-        return 0
-    todo = [rdir for _, rdir, status in prepared if status != 'done']
+        return 1 if corrupt else 0
+    todo = [rdir for _, rdir, status in prepared if status not in ('done', 'corrupt')]
     all_dirs = [rdir for _, rdir, _ in prepared]
     if not todo:
-        print('all runs finished already')
+        print('all runs finished already' if not corrupt else 'nothing to run (the other runs are finished)')
         print_metrics(all_dirs)
-        return 0
+        return 1 if corrupt else 0
     wait = args.wait if args.wait is not None else args.cluster != 'slurm'
     failures = 0
     if args.cluster == 'local':
@@ -322,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f'run {rdir} failed: {str(err).strip().splitlines()[-1] if str(err).strip() else err}')
     if wait:
         print_metrics(all_dirs)
-    return 1 if failures else 0
+    return 1 if failures or corrupt else 0
 
 
 if __name__ == '__main__':

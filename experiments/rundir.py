@@ -34,18 +34,39 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
 
 
+class CorruptRunFile(ValueError):
+    """A run file (manifest, state, final metrics, config.json) that is not a readable JSON object."""
+
+
 def write_json(path: Path, data: dict) -> None:
-    """Atomic JSON write (tmp file + rename)."""
+    """Crash-safe JSON write: a temporary file, flushed to disk (fsync), then renamed over ``path``; a reader
+    sees the old file or the new one, never a truncated one."""
+    path = Path(path)
     tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    with open(tmp, 'w', encoding='utf-8') as f:
+        f.write(json.dumps(data, indent=2, sort_keys=True, default=str))
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
 def read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``; None when the file does not exist; ``CorruptRunFile`` (naming the file and
+    the fix) when it is not a readable JSON object (cut off by a crash, or edited)."""
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text())
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
+    try:
+        data = json.loads(raw.decode('utf-8'))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptRunFile(f'{path} is corrupt ({err}); the file was cut off or edited. Restore it, or delete it '
+                             f'to relaunch this run from its last checkpoint (delete the run folder to start over)') \
+            from None
+    if not isinstance(data, dict):
+        raise CorruptRunFile(f'{path} is not a JSON object; restore it, or delete it to relaunch this run')
+    return data
 
 
 def json_data(obj):
@@ -77,8 +98,12 @@ def config_sha256(rdir: Path) -> str:
 
 
 def read_config(rdir: Path) -> dict | None:
-    """The data-only config of a run (``config.json``), or None when the run predates it."""
-    data = read_json(Path(rdir) / CONFIG_JSON)
+    """The data-only config of a run (``config.json``), or None when the run predates it or the file is corrupt
+    (the launcher then writes it again from the resolved config)."""
+    try:
+        data = read_json(Path(rdir) / CONFIG_JSON)
+    except CorruptRunFile:
+        return None
     return data if isinstance(data, dict) else None
 
 
@@ -90,7 +115,10 @@ def write_state(rdir: Path, state: str, job_id: str | None = None, error: str | 
     """Write ``state.json``; ``job_id`` defaults to the previous one."""
     if state not in STATES:
         raise ValueError(f'state must be one of {STATES}, got {state!r}')
-    old = read_state(rdir) or {}
+    try:
+        old = read_state(rdir) or {}
+    except CorruptRunFile:  # replaced by the state written now
+        old = {}
     data = dict(state=state, job_id=job_id if job_id is not None else old.get('job_id'), updated=now(), error=error)
     data.update(extra)
     write_json(Path(rdir) / STATE, data)

@@ -30,12 +30,16 @@ def collect(grid: str, profile: str, runs_root: Path) -> list[dict]:
             rows.append(dict(run=name, seed=None, state='missing', job_id=None, iter=None, metrics=None, error=None))
             continue
         for sdir in seeds:
-            state = rd.read_state(sdir) or {}
             ckpt = rd.last_checkpoint(sdir)
             m = re.search(r'iter_(\d+)', ckpt.name) if ckpt else None
+            try:
+                state = rd.read_state(sdir) or {}
+                metrics = rd.read_json(sdir / rd.FINAL_METRICS)
+            except rd.CorruptRunFile as err:  # shown as such; the other runs are listed as usual
+                state, metrics = dict(state='corrupt', error=str(err)), None
             rows.append(dict(run=name, seed=sdir.name[4:], state=state.get('state', 'unknown'),
                              job_id=state.get('job_id'), iter=int(m.group(1)) if m else None,
-                             metrics=rd.read_json(sdir / rd.FINAL_METRICS), error=state.get('error'), dir=sdir))
+                             metrics=metrics, error=state.get('error'), dir=sdir))
     squeue = cl.squeue_states([r['job_id'] for r in rows if r['state'] in ('queued', 'running') and r['job_id']])
     have_squeue = _squeue_works()
     for r in rows:
