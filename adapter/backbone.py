@@ -11,7 +11,7 @@ References:
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -166,22 +166,6 @@ class ViTAdapter(PyramidBackbone):
             raise ValueError(f'interaction_indexes {indexes} must cover all {depth} ViT blocks')
 
     # ------------------------------------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """x: (B, 3, H, W), H and W multiples of 32 -> 4 maps (B, C, H/s, W/s) for s in (4, 8, 16, 32)."""
-        return tuple(self._forward(x, None))
-
-    def forward_intermediates(self, x: torch.Tensor) -> Dict[str, object]:
-        """Intermediate maps for analysis (no state is changed).
-
-        Returns:
-            dict(outs=[4 maps as ``forward``], stride8=(B, C, H/8, W/8) (the stride-8 output),
-            vit_blocks=[per ViT block (B, C, H/16, W/16)]).
-        """
-        collect: list = []
-        outs = self._forward(x, collect)
-        hw = (x.shape[2] // self.vit.patch_size, x.shape[3] // self.vit.patch_size)
-        return dict(outs=outs, stride8=outs[1], vit_blocks=[self.vit.to_map(t, hw) for t in collect])
-
     def _forward(self, x: torch.Tensor, collect: Optional[list]) -> List[torch.Tensor]:
         self._check_input(x)
         c1, c2, c3, c4 = self.spm(x)

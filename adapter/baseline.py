@@ -9,7 +9,7 @@ References:
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -78,17 +78,6 @@ class ViTBaseline(PyramidBackbone):
         self.quarter_ends = [depth // 4 * (i + 1) - 1 for i in range(4)]
         self.pyramid = SimplePyramid(cfg['embed_dim'], up_norm=up_norm)
         self._finish(pretrained)
-
-    def forward(self, x: torch.Tensor):
-        """x: (B, 3, H, W), H and W multiples of 32 -> 4 maps (B, C, H/s, W/s) for s in (4, 8, 16, 32)."""
-        return tuple(self._forward(x, None))
-
-    def forward_intermediates(self, x: torch.Tensor) -> Dict[str, object]:
-        """dict(outs=[4 maps], stride8=(B, C, H/8, W/8), vit_blocks=[per ViT block (B, C, H/16, W/16)])."""
-        blocks: list = []
-        outs = self._forward(x, blocks)
-        hw = (x.shape[2] // self.vit.patch_size, x.shape[3] // self.vit.patch_size)
-        return dict(outs=outs, stride8=outs[1], vit_blocks=[self.vit.to_map(t, hw) for t in blocks])
 
     def _forward(self, x: torch.Tensor, collect: Optional[list]) -> List[torch.Tensor]:
         self._check_input(x)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import torch
 from torch import nn
 
 from .presets import PRESET_FIELDS, get_preset
@@ -97,6 +98,26 @@ class PyramidBackbone(nn.Module):
             if hasattr(m, 'use_onednn'):
                 m.use_onednn = enable
         return self
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """x: (B, 3, H, W), H and W multiples of 32 -> 4 maps (B, C, H/s, W/s) for s in (4, 8, 16, 32)."""
+        return tuple(self._forward(x, None))
+
+    def forward_intermediates(self, x: torch.Tensor) -> Dict[str, object]:
+        """Intermediate maps for analysis (no state is changed).
+
+        Returns:
+            dict(outs=[4 maps as ``forward``], stride8=(B, C, H/8, W/8) (the stride-8 output),
+            vit_blocks=[per ViT block (B, C, H/16, W/16)]).
+        """
+        collect: list = []
+        outs = self._forward(x, collect)
+        hw = (x.shape[2] // self.vit.patch_size, x.shape[3] // self.vit.patch_size)
+        return dict(outs=outs, stride8=outs[1], vit_blocks=[self.vit.to_map(t, hw) for t in collect])
+
+    def _forward(self, x: torch.Tensor, collect: Optional[list]) -> List[torch.Tensor]:
+        """The four output maps; appends every ViT block's output tokens to ``collect`` when given."""
+        raise NotImplementedError
 
     def _check_input(self, x) -> None:
         if x.ndim != 4 or x.shape[1] != 3:
