@@ -120,11 +120,10 @@ def convert_to_official(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 WIDTH_TO_ARCH = {192: 'T', 384: 'S', 768: 'B', 1024: 'L'}
 
 
-def build_for_check(backbone_sd: Dict[str, torch.Tensor], arch: Optional[str] = None) -> torch.nn.Module:
-    """The backbone a converted checkpoint describes: ViTAdapter (or ViTBaseline without SPM keys) with the arch
-    (from the width when ``arch`` is None), the number of interactions, the extra extractors and the pre-training
-    grid read from the keys. Keys without a 'backbone.' prefix."""
-    from .backbone import ViTAdapter, ViTBaseline
+def check_kwargs(backbone_sd: Dict[str, torch.Tensor], arch: Optional[str] = None) -> Tuple[str, dict]:
+    """The backbone a converted checkpoint describes, as (type, keyword arguments): ViTAdapter (ViTBaseline without
+    SPM keys) with the arch (from the width when ``arch`` is None), the number of interactions, the extra extractors
+    and the pre-training grid read from the keys. Keys without a 'backbone.' prefix."""
     width = backbone_sd['vit.patch_embed.proj.weight'].shape[0]
     if arch is None:
         if width not in WIDTH_TO_ARCH:
@@ -132,15 +131,17 @@ def build_for_check(backbone_sd: Dict[str, torch.Tensor], arch: Optional[str] = 
         arch = WIDTH_TO_ARCH[width]
     side = math.isqrt(backbone_sd['vit.pos_embed'].shape[1]) * 16
     if not any(k.startswith('spm.') for k in backbone_sd):
-        model = ViTBaseline(arch, pretrain_size=side)
-        model.describe = f"ViTBaseline(arch={arch!r}, pretrain_size={side})"
-        return model
+        return 'ViTBaseline', dict(arch=arch, pretrain_size=side)
     n = len({k.split('.')[1] for k in backbone_sd if k.startswith('interactions.')})
     extra = any(k.startswith('extra_extractors.') for k in backbone_sd)
-    model = ViTAdapter(arch, n_interactions=n, use_extra_extractor=extra, pretrain_size=side)
-    model.describe = (f"ViTAdapter(arch={arch!r}, n_interactions={n}, use_extra_extractor={extra}, "
-                      f"pretrain_size={side})")
-    return model
+    return 'ViTAdapter', dict(arch=arch, n_interactions=n, use_extra_extractor=extra, pretrain_size=side)
+
+
+def build_for_check(backbone_sd: Dict[str, torch.Tensor], arch: Optional[str] = None) -> torch.nn.Module:
+    """Build the backbone :func:`check_kwargs` reads from a converted checkpoint."""
+    from .backbone import build_backbone
+    kind, kwargs = check_kwargs(backbone_sd, arch)
+    return build_backbone(dict(kwargs, type=kind))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -187,12 +188,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     if args.check:
         try:
-            model = build_for_check(backbone, None if args.check == 'auto' else args.check)
+            from .backbone import build_backbone
+            kind, kwargs = check_kwargs(backbone, None if args.check == 'auto' else args.check)
+            model = build_backbone(dict(kwargs, type=kind))
             model.load_state_dict(backbone, strict=True)
         except (RuntimeError, ValueError, KeyError) as err:
             print(f'error: --check failed, nothing written: {err}', file=sys.stderr)
             return 1
-        print(f'check: the backbone loads strictly into {model.describe} ({len(backbone)} tensors)')
+        desc = ', '.join(f'{k}={v!r}' for k, v in kwargs.items())
+        print(f'check: the backbone loads strictly into {kind}({desc}) ({len(backbone)} tensors)')
     torch.save({'state_dict': out, 'meta': dict(converted_from=os.path.abspath(args.src), dropped={
         k: DROP_REASONS.get(k, 'not used by this suite') for k in dropped}, notes=[POS_EMBED_NOTE])}, args.dst)
     print(f'wrote {args.dst}: {len(out)} tensors ({len(backbone)} backbone)')
