@@ -20,7 +20,10 @@ STATE = 'state.json'
 CONFIG = 'config.py'
 CONFIG_JSON = 'config.json'
 FINAL_METRICS = 'final_metrics.json'
-STATES = ('queued', 'running', 'finished', 'failed')
+#: States written to ``state.json``. ``not submitted``: the SLURM submission failed (the error is recorded);
+#: ``interrupted``: the job was stopped (Ctrl-C, SIGTERM) or died (SIGKILL, node loss) before finishing; a relaunch
+#: resumes it from its last intact checkpoint.
+STATES = ('not submitted', 'queued', 'running', 'interrupted', 'finished', 'failed')
 #: Manifest fields that define the run; any difference means "a different experiment".
 IDENTITY_KEYS = ('grid', 'run', 'seed', 'profile', 'task', 'overrides', 'config')
 
