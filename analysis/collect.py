@@ -10,32 +10,22 @@ or averaged in: only ``finished`` runs enter the means of :mod:`analysis.tables`
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from experiments import rundir as rd
+from experiments.grids import GRID_NAMES, get_grid
+
 from analysis.logs import ScalarLog, load_run_scalars, mean_iter_time, peak_memory_mb
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-#: Run names per grid (as in ``experiments.grids``); used only when ``experiments.grids`` cannot be imported.
-CONTRACT_RUNS = {
-    'components': ['baseline', 'spm_add', 'spm_injector', 'full'],
-    'N': ['N0', 'N1', 'N2', 'N4', 'N6'],
-    'attention': ['global', 'cswin', 'pale', 'deformable'],
-    'pretrain': ['deit_in1k', 'augreg_in22k', 'uniperceiver_mm'],
-    'main-det': [f'maskrcnn_{s}_{m}_{a}' for s in ('1x', '3x') for m in ('vit', 'vit_adapter')
-                 for a in 'TSBL'],
-    'main-seg': [f'{h}_{m}_{a}' for h in ('upernet', 'semfpn') for m in ('vit', 'vit_adapter') for a in 'TSBL'],
-}
-GRIDS = tuple(CONTRACT_RUNS)
-STATES = ('finished', 'running', 'queued', 'failed', 'missing', 'unknown')
+REPO_ROOT = rd.REPO_ROOT
+GRIDS = GRID_NAMES
+#: States of a run as read by ``experiments.rundir.read_run`` (the one reader of run folders).
+STATES = rd.READ_STATES
 
 #: mmdet/mmseg metric key (after stripping a ``coco/``-style prefix) -> (canonical name, factor to percent).
 _METRIC_MAP = {
@@ -178,111 +168,38 @@ class GridResult:
         return [r for r in self.runs if r.state == 'finished']
 
 
-def _read_json(path: Path, label: str, warnings: list[str]) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        with open(path, encoding='utf-8') as f:
-            d = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        warnings.append(f'{label}: {path.name} is corrupt ({e}); ignored')
-        return None
-    if not isinstance(d, dict):
-        warnings.append(f'{label}: {path.name} is not a JSON object; ignored')
-        return None
-    return d
-
-
-def load_run(grid: str, run: str, seed: int, profile: str, root: Path, stale_hours: float = 6.0) -> RunRecord:
-    """Read one run directory.
-
-    State: ``missing`` (no directory), ``failed`` (state.json says so, or says finished without a
-    readable final_metrics.json), ``finished``, ``running``, ``queued``, or ``unknown`` (a directory
-    without state.json and without final metrics). A ``running`` run whose files have not changed for
-    ``stale_hours`` gets a warning (it may have died).
-    """
-    path = root / profile / grid / run / f'seed{seed}'
-    rec = RunRecord(grid=grid, run=run, seed=seed, profile=profile, path=path, state='missing')
+def load_run(grid: str, run: str, seed: int, profile: str, root: Path, path: Path | None = None) -> RunRecord:
+    """Read one run folder with ``experiments.rundir.read_run`` (states, corrupt files, dead lock holders), then its
+    scalars logs. Every problem becomes a warning naming the run."""
+    path = Path(path) if path is not None else rd.run_dir(root, profile, grid, run, seed)
+    info = rd.read_run(path)
+    rec = RunRecord(grid=grid, run=run, seed=seed, profile=profile, path=path, state=info.state,
+                    manifest=info.manifest, config=info.config, error=info.error)
     w = rec.warnings
-    if not path.is_dir():
+    rec.task = (info.manifest or {}).get('task')
+    if info.state == 'missing':
         w.append(f'{rec.label}: missing (no run directory {path})')
         return rec
-    rec.manifest = _read_json(path / 'manifest.json', rec.label, w)
-    if rec.manifest is None:
-        w.append(f'{rec.label}: no readable manifest.json')
-    else:
-        rec.task = rec.manifest.get('task')
-    rec.config = _read_json(path / 'config.json', rec.label, w)
-    st = _read_json(path / 'state.json', rec.label, w)
-    final = _read_json(path / 'final_metrics.json', rec.label, w)
+    if info.state == 'corrupt':
+        w.append(f'{rec.label}: corrupt: {info.error}')
+        return rec
     rec.scalars = load_run_scalars(path, rec.label)
     w += rec.scalars.warnings
-    if final is not None:
-        rec.final = normalise_metrics(final, w, rec.label)
-    state = (st or {}).get('state')
-    rec.error = (st or {}).get('error')
-    if state == 'finished':
-        if final is None:
-            rec.state = 'failed'
-            w.append(f'{rec.label}: state.json says finished but final_metrics.json is missing or corrupt; '
-                     f'counted as failed')
-        else:
-            rec.state = 'finished'
-    elif state == 'failed':
-        rec.state = 'failed'
+    if info.final is not None:
+        rec.final = normalise_metrics(info.final, w, rec.label)
+    if info.state == 'failed':
         w.append(f'{rec.label}: failed' + (f': {rec.error}' if rec.error else ' (no error recorded)'))
-    elif state in ('running', 'queued'):
-        rec.state = state
-        newest = max((p.stat().st_mtime for p in path.rglob('*') if p.is_file()), default=0)
-        age_h = (time.time() - newest) / 3600
-        w.append(f'{rec.label}: {state} (last iter {rec.scalars.last_iter}); not in the means')
-        if state == 'running' and age_h > stale_hours:
-            w.append(f'{rec.label}: running but no file changed for {age_h:.1f} h: the job may have died')
-    elif st is None and final is not None:
-        rec.state = 'finished'
-        w.append(f'{rec.label}: no state.json; final_metrics.json present, counted as finished')
-    else:
-        rec.state = 'unknown'
-        w.append(f'{rec.label}: state unknown (state.json {"missing" if st is None else repr(state)}, '
-                 f'no final_metrics.json); not in the means')
+    elif info.state in ('running', 'queued', 'interrupted', 'not submitted'):
+        w.append(f'{rec.label}: {info.state} (last iter {rec.scalars.last_iter}); not in the means')
+    w += [f'{rec.label}: {p}' for p in info.problems]
     return rec
 
 
-def expected_runs(grid: str, seeds=None) -> tuple[list[tuple[str, int]], str]:
-    """(run, seed) pairs a grid expects, and where the list came from.
-
-    Uses ``experiments.grids.get_grid(grid).runs(seeds)`` when importable, else :data:`CONTRACT_RUNS` with seeds
-    ``range(seeds)``/``seeds``.
-
-    Args:
-        grid: Grid name.
-        seeds: Number of seeds or a list of seeds (default 1).
-    """
-    seeds = 1 if seeds is None else seeds
-    try:
-        from experiments.grids import get_grid  # noqa: PLC0415 (optional, built in parallel)
-    except ImportError:
-        get_grid = None
-    if get_grid is not None:
-        try:
-            g = get_grid(grid)
-        except Exception as e:  # noqa: BLE001 -- whatever get_grid raises for an unknown name
-            raise AnalysisError(f'unknown grid {grid!r} ({e}); known grids: {", ".join(GRIDS)}') from e
-        return [(r.name, int(r.seed)) for r in g.runs(seeds)], 'experiments.grids'
-    if grid not in CONTRACT_RUNS:
+def expected_runs(grid: str, seeds=None) -> list[tuple[str, int]]:
+    """(run, seed) pairs a grid defines (``experiments.grids``) for ``seeds`` (a count or a list, default 1)."""
+    if grid not in GRID_NAMES:
         raise AnalysisError(f'unknown grid {grid!r}; known grids: {", ".join(GRIDS)}')
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    return [(r, s) for r in CONTRACT_RUNS[grid] for s in seed_list], 'contract run names (experiments.grids not importable)'
-
-
-def _seeds_on_disk(gdir: Path) -> list[int]:
-    seeds = set()
-    if gdir.is_dir():
-        for p in gdir.glob('*/seed*'):
-            m = re.fullmatch(r'seed(\d+)', p.name)
-            if m and p.is_dir():
-                seeds.add(int(m.group(1)))
-    return sorted(seeds)
+    return [(r.name, int(r.seed)) for r in get_grid(grid).runs(1 if seeds is None else seeds)]
 
 
 def collect_grid(grid: str, profile: str = 'tiny', root: str | os.PathLike | None = None, *,
@@ -306,28 +223,23 @@ def collect_grid(grid: str, profile: str = 'tiny', root: str | os.PathLike | Non
     if not root.is_dir():
         raise AnalysisError(f'runs root {root} does not exist; pass --runs-root DIR or set RUNS_ROOT '
                             f'(the launcher writes runs to <runs root>/<profile>/<grid>/<run>/seed<k>/)')
+    if grid not in GRID_NAMES:
+        raise AnalysisError(f'unknown grid {grid!r}; known grids: {", ".join(GRIDS)}')
     warnings: list[str] = []
     gdir = root / profile / grid
-    if expected is None:
-        if seeds is None:
-            seeds = _seeds_on_disk(gdir) or 1
-        expected, source = expected_runs(grid, seeds)
-        if source != 'experiments.grids':
-            warnings.append(f'{grid}: expected runs from {source}')
-    elif grid not in CONTRACT_RUNS:
-        raise AnalysisError(f'unknown grid {grid!r}; known grids: {", ".join(GRIDS)}')
     if not gdir.is_dir():
         warnings.append(f'{grid}: no runs of profile {profile!r} under {root} (expected {gdir})')
-    runs = [load_run(grid, r, s, profile, root) for r, s in expected]
-    known = set(expected)
-    if gdir.is_dir():
-        for p in sorted(gdir.glob('*/seed*')):
-            m = re.fullmatch(r'seed(\d+)', p.name)
-            if m and p.is_dir() and (p.parent.name, int(m.group(1))) not in known:
-                rec = load_run(grid, p.parent.name, int(m.group(1)), profile, root)
-                rec.warnings.insert(0, f'{rec.label}: on disk but not in the grid definition; listed, '
-                                       f'not used in tables')
-                runs.append(rec)
+    folders = rd.grid_folders(root, profile, grid, seeds)
+    if expected is not None:  # the given pairs, then whatever else is on disk
+        known = set(expected)
+        folders = [(n, s, rd.run_dir(root, profile, grid, n, s), True) for n, s in expected] + \
+                  [(n, s, p, False) for n, s, p, _ in folders if (n, s) not in known and p.is_dir()]
+    runs = []
+    for name, seed, path, in_grid in folders:
+        rec = load_run(grid, name, seed, profile, root, path)
+        if not in_grid:
+            rec.warnings.insert(0, f'{rec.label}: on disk but not in the grid definition; listed, not used in tables')
+        runs.append(rec)
     for r in runs:
         warnings += r.warnings
     res = GridResult(grid=grid, profile=profile, root=root, runs=runs, warnings=warnings)

@@ -105,6 +105,24 @@ def sbatch_preview(folder: Path, params: dict, job_name: str = 'vit-adapter') ->
     return '\n'.join(line for line in text.splitlines() if line.startswith(('#SBATCH', 'export')))
 
 
+_SQUEUE_WORKS: bool | None = None
+
+
+def squeue_works() -> bool:
+    """Whether ``squeue`` is on PATH and answers (a controller is reachable); asked once per process."""
+    global _SQUEUE_WORKS
+    if _SQUEUE_WORKS is None:
+        if shutil.which('squeue') is None:
+            _SQUEUE_WORKS = False
+        else:
+            try:
+                _SQUEUE_WORKS = subprocess.run(['squeue', '-h', '-o', '%i'], capture_output=True,
+                                               timeout=10).returncode == 0
+            except (OSError, subprocess.TimeoutExpired):
+                _SQUEUE_WORKS = False
+    return _SQUEUE_WORKS
+
+
 def squeue_states(job_ids: list[str]) -> dict[str, str]:
     """SLURM state per job id ('PENDING', 'RUNNING', ...) for those squeue knows; {} without SLURM."""
     ids = [j for j in job_ids if j and not j.startswith('pid')]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -37,6 +38,10 @@ def _job_id() -> str | None:
         task = os.environ.get('SLURM_ARRAY_TASK_ID')
         return f'{array}_{task}' if array and task else os.environ['SLURM_JOB_ID']
     return os.environ.get('SUBMITIT_LOCAL_JOB_ID') or f'pid{os.getpid()}'
+
+
+def _scheduler() -> str:
+    return 'slurm' if 'SLURM_JOB_ID' in os.environ else 'local'
 
 
 def setup_distributed() -> tuple[bool, int]:
@@ -76,11 +81,28 @@ def train(run_dir: str | os.PathLike, config_sha256: str | None = None) -> dict:
     Raises:
         FileNotFoundError: ``run_dir`` has no ``config.py`` (create runs with ``experiments.launch``).
         RuntimeError: ``config.py`` is not the file the launcher verified.
+        experiments.rundir.RunLocked: another live process trains this run folder (nothing was touched).
     """
     run_dir = Path(run_dir).resolve()
     cfg_file = run_dir / rd.CONFIG
     if not cfg_file.is_file():
         raise FileNotFoundError(f'{cfg_file} missing: run directories are created by `python -m experiments.launch`')
+    # One process per run folder: rank 0 holds the run's lock for as long as it works on the folder (RunLocked if a
+    # live process holds it; then nothing is touched). The kernel drops the lock when the process dies, SIGKILL
+    # included, so a killed run reads as 'interrupted' and a relaunch takes it over.
+    rank0 = int(os.environ.get('SLURM_PROCID', os.environ.get('RANK', '0'))) == 0
+    lock = rd.RunLock(run_dir, job_id=_job_id()).acquire() if rank0 else None
+    try:
+        if lock is not None and lock.took_over:
+            print(f'note: took over the stale lock of {rd.describe_holder(lock.took_over)} (that process is gone)',
+                  flush=True)
+        return _locked_train(run_dir, cfg_file, config_sha256)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _locked_train(run_dir: Path, cfg_file: Path, config_sha256: str | None) -> dict:
     cfg_bytes = cfg_file.read_bytes()  # read once: the bytes checked are the bytes executed
     if config_sha256 is not None and hashlib.sha256(cfg_bytes).hexdigest() != config_sha256:
         msg = (f'{cfg_file} changed after the launcher verified it; it was not executed. Relaunch with '
@@ -99,18 +121,25 @@ def train(run_dir: str | os.PathLike, config_sha256: str | None = None) -> dict:
         world = int(os.environ.get('WORLD_SIZE', '1')) if distributed else 1
         rd.write_state(run_dir, 'running', job_id=_job_id(), host=socket.gethostname(), world_size=world,
                        backend=('nccl' if torch.cuda.is_available() else 'gloo') if distributed else None,
-                       restarts=int(os.environ.get('SLURM_RESTART_COUNT', '0')))
+                       restarts=int(os.environ.get('SLURM_RESTART_COUNT', '0')), scheduler=_scheduler())
     try:
         metrics = _train(run_dir, cfg_bytes, distributed)
     except BaseException as err:  # noqa: BLE001 - record every failure, then re-raise
-        if rank == 0 and not isinstance(err, (KeyboardInterrupt, SystemExit)):
-            rd.write_state(run_dir, 'failed', error=''.join(traceback.format_exception_only(type(err), err)).strip(),
-                           traceback=traceback.format_exc()[-4000:])
+        if rank == 0:
+            old = rd.read_state(run_dir) or {}
+            keep = {k: old[k] for k in ('host', 'world_size', 'backend', 'restarts', 'scheduler') if k in old}
+            if isinstance(err, (KeyboardInterrupt, SystemExit)):
+                if old.get('state') != 'queued':  # not a submitit requeue (checkpoint() wrote 'queued')
+                    rd.write_state(run_dir, 'interrupted', error=f'stopped by {type(err).__name__}'
+                                   f'{" (" + str(err) + ")" if str(err) else ""}; a relaunch resumes it', **keep)
+            else:
+                rd.write_state(run_dir, 'failed', error=''.join(traceback.format_exception_only(type(err), err)).strip(),
+                               traceback=traceback.format_exc()[-4000:], **keep)
         raise
     if rank == 0:
         old = rd.read_state(run_dir) or {}
-        rd.write_state(run_dir, 'finished', **{k: old[k] for k in ('host', 'world_size', 'backend', 'restarts')
-                                                if k in old})
+        rd.write_state(run_dir, 'finished', **{k: old[k] for k in ('host', 'world_size', 'backend', 'restarts',
+                                                                    'scheduler') if k in old})
     return metrics
 
 
@@ -189,7 +218,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--config-sha256', default=None,
                         help='refuse to execute config.py unless it has this SHA-256 (the launcher passes it)')
     args = parser.parse_args(argv)
-    metrics = train(args.run_dir, args.config_sha256)
+
+    def _stop(signum, frame):  # SIGTERM (kill, the launcher stopping it): recorded as interrupted, like Ctrl-C
+        raise KeyboardInterrupt(f'signal {signal.Signals(signum).name}')
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        metrics = train(args.run_dir, args.config_sha256)
+    except rd.RunLocked as err:
+        print(f'skipped: {err}', file=sys.stderr, flush=True)
+        sys.exit(rd.LOCKED_EXIT)
+    except KeyboardInterrupt as err:
+        print(f'interrupted ({err or "Ctrl-C"}): {args.run_dir} is recorded as interrupted; relaunch to resume it',
+              file=sys.stderr, flush=True)
+        sys.exit(130)
     print(f'final metrics of {args.run_dir}: {metrics}')
 
 

@@ -124,15 +124,38 @@ def build_config(spec: RunSpec, profile: str, extra: dict, runs_root: Path, dry_
     return cfg, overrides, notes
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=rd.REPO_ROOT, capture_output=True, text=True,
-                             timeout=10)
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=rd.REPO_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + ('-dirty' if dirty else '') if out.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+def _flatten(data, prefix: str = '') -> dict:
+    """Nested config data as ``{'a.b.c': leaf}`` (lists are leaves)."""
+    if isinstance(data, dict) and data:
+        out = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f'{prefix}{k}.'))
+        return out
+    return {prefix[:-1]: data}
+
+
+def grid_axes(grid, profile: str, runs_root: Path) -> set[str]:
+    """The config keys a grid varies: the leaves of the resolved configs (data) that are not equal in every run of
+    the grid (a key set in some runs only counts too)."""
+    flats = [_flatten(rd.json_data(build_config(spec, profile, {}, runs_root, dry_run=True)[0].to_dict()))
+             for spec in grid.runs(1)]
+    keys = set().union(*flats)
+    return {k for k in keys if any(f.get(k, _ABSENT) != flats[0].get(k, _ABSENT) for f in flats[1:])}
+
+
+_ABSENT = object()
+
+
+def check_cfg_options(extra: dict, axes: set[str], grid_name: str) -> None:
+    """Refuse ``--cfg-options`` keys that touch a key the grid varies (``grid_axes``): every run would then train
+    the same value while the tables report the grid's values."""
+    bad = sorted({k for k in extra for a in axes if k == a or a.startswith(k + '.') or k.startswith(a + '.')})
+    if bad:
+        touched = sorted(a for a in axes if any(a == k or a.startswith(k + '.') or k.startswith(a + '.') for k in bad))
+        raise LaunchError(f'--cfg-options {", ".join(bad)}: grid {grid_name!r} varies '
+                          f'{", ".join(touched[:6])}{" ..." if len(touched) > 6 else ""} across its runs; overriding '
+                          f'it would train every run the same while the tables report the grid\'s values. Launch the '
+                          f'runs you want with --runs, or change the grid in experiments/grids.py')
 
 
 def _versions() -> dict:
@@ -184,19 +207,34 @@ def prepare_run(spec: RunSpec, profile: str, runs_root: Path, extra: dict, comma
         print(f'warning: {err}', file=sys.stderr)
     text = cfg.pretty_text
     rdir = rd.run_dir(runs_root, profile, spec.grid, spec.name, spec.seed)
+    config_data = rd.json_data(cfg.to_dict())
+    code = rd.code_state()
     manifest = dict(grid=spec.grid, run=spec.name, seed=spec.seed, profile=profile, task=spec.task,
                     overrides=dict(overrides, **extra), config=text, config_file=str(spec.config_file(profile)),
-                    notes=notes, git_commit=_git_commit(), versions=_versions(), command=command,
-                    created=rd.now())
+                    config_hash=rd.config_hash(config_data), code=code, identity=rd.identity(config_data, code),
+                    notes=notes, git_commit=code['commit'] and code['commit'] + ('-dirty' if code['dirty'] else ''),
+                    versions=_versions(), command=command, created=rd.now())
     old = rd.read_json(rdir / rd.MANIFEST)
     if old is not None:
-        diff = rd.manifest_mismatch(old, json.loads(json.dumps(manifest, default=str)))
+        new = json.loads(json.dumps(manifest, default=str))
+        keys = rd.IDENTITY_KEYS if 'config_hash' not in old else \
+            tuple(k for k in rd.IDENTITY_KEYS if k != 'config') + ('config_hash',)  # older runs: the config text
+        diff = rd.manifest_mismatch(old, new, keys)
         if diff:
             raise LaunchError(
                 f'{rdir} holds a run with a different {", ".join(diff)} than the one requested now. Nothing is '
                 f'overwritten: pass another --runs-root, or delete {rdir} if that run is no longer wanted.')
         if rd.is_finished(rdir):
             return rdir, 'done'
+        status = _busy(rdir)
+        if status:
+            return rdir, status
+        if 'code' in old and (old['code'] or {}).get('code_sha256') != code['code_sha256']:
+            raise LaunchError(
+                f'{rdir} was started with {rd.describe_code(old["code"])} and the code is now '
+                f'{rd.describe_code(code)}: resuming would train one run with two codes. Finish it with the code it '
+                f'started with (git checkout {str(old["code"].get("commit"))[:10]}, same uncommitted changes), or '
+                f'delete {rdir} to run it again with the current code.')
         # The job executes config.py: it must be the config resolved here from experiments/configs (the same run, the
         # manifest matches), not whatever a (shared) runs root holds, so a changed file is replaced, never run. (Runs
         # started before this check have mmengine's runtime dump there, which is replaced the same way.)
@@ -205,7 +243,7 @@ def prepare_run(spec: RunSpec, profile: str, runs_root: Path, extra: dict, comma
             print(f'note: {cfg_py} differed from the config resolved now from experiments/configs; replaced by it '
                   f'(the old file was not executed)', file=sys.stderr)
             cfg_py.write_text(text)
-        if not dry_run and rd.read_config(rdir) != rd.json_data(cfg.to_dict()):  # missing (older run) or changed
+        if not dry_run and rd.read_config(rdir) != config_data:  # missing (older run) or changed
             rd.write_config_json(rdir, cfg)
         return rdir, 'resume'
     if not dry_run:
@@ -217,19 +255,66 @@ def prepare_run(spec: RunSpec, profile: str, runs_root: Path, extra: dict, comma
     return rdir, 'new'
 
 
+def _busy(rdir: Path) -> str | None:
+    """'locked' when a live process trains ``rdir`` now, 'submitted' when a SLURM job for it is still queued or
+    running (said on stderr, with who); None when the run may be started."""
+    holder, alive = rd.lock_holder(rdir)
+    if alive:
+        print(f'note: {rdir} is being trained by {rd.describe_holder(holder)}; skipped (not started twice)',
+              file=sys.stderr)
+        return 'locked'
+    info = rd.read_run(rdir)
+    st = info.state_file or {}
+    if info.state in ('queued', 'running') and st.get('scheduler') == 'slurm' and st.get('job_id') and \
+            rd.slurm_job_alive(st['job_id'], None):
+        print(f'note: {rdir} is already submitted as SLURM job {st["job_id"]} ({info.state}); skipped',
+              file=sys.stderr)
+        return 'submitted'
+    return None
+
+
+#: Environment variable naming the run folder in the job process and everything it starts (DataLoader workers), so
+#: that what belongs to a run can be found (and the tests check nothing is left behind).
+RUN_ENV = 'VIT_ADAPTER_RUN_DIR'
+
+
 def _run_local(rdirs: list[Path]) -> list[tuple[Path, int, float]]:
+    """Train each run folder in a ``python -m experiments.job`` subprocess, one after another.
+
+    Returns (folder, exit code, seconds) per run; exit code :data:`experiments.rundir.LOCKED_EXIT` means another
+    live process trains that folder (skipped). Ctrl-C reaches the job too (same process group): it records the run
+    as ``interrupted`` and stops its workers; the launcher waits for that (a second Ctrl-C kills it), then raises
+    ``KeyboardInterrupt``.
+    """
     results = []
     for i, rdir in enumerate(rdirs):
         print(f'\n=== [{i + 1}/{len(rdirs)}] {rdir}', flush=True)
-        rd.write_state(rdir, 'queued')
+        if _busy(rdir):
+            results.append((rdir, rd.LOCKED_EXIT, 0.0))
+            continue
         t0 = time.time()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(rd.REPO_ROOT), os.environ.get('PYTHONPATH', '')]))
         env.update({k: v for k, v in CPU_ENV.items() if k not in os.environ})
-        proc = subprocess.run([sys.executable, '-m', 'experiments.job', str(rdir), '--config-sha256',
-                               rd.config_sha256(rdir)], cwd=rd.REPO_ROOT, env=env)
+        env[RUN_ENV] = str(rdir)
+        proc = subprocess.Popen([sys.executable, '-m', 'experiments.job', str(rdir), '--config-sha256',
+                                 rd.config_sha256(rdir)], cwd=rd.REPO_ROOT, env=env)
+        try:
+            rc = proc.wait()
+        except KeyboardInterrupt:
+            print(f'\ninterrupted: waiting for the job to record {rdir} as interrupted and stop (Ctrl-C again to kill '
+                  f'it)', file=sys.stderr, flush=True)
+            try:
+                proc.wait(timeout=120)
+            except (KeyboardInterrupt, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()
+            raise
         dt = time.time() - t0
-        results.append((rdir, proc.returncode, dt))
-        print(f'=== {rdir.name} of {rdir.parent.name}: exit {proc.returncode} after {dt:.0f} s', flush=True)
+        results.append((rdir, rc, dt))
+        if rc == rd.LOCKED_EXIT:
+            print(f'=== {rdir.name} of {rdir.parent.name}: skipped, another process trains it', flush=True)
+        else:
+            print(f'=== {rdir.name} of {rdir.parent.name}: exit {rc} after {dt:.0f} s', flush=True)
     return results
 
 
@@ -245,7 +330,7 @@ def submit_submitit(rdirs: list[Path], cluster: str, folder: Path, params: dict,
     else:
         jobs = [executor.submit(TrainJob(str(rdir), rd.config_sha256(rdir))) for rdir in rdirs]
     for rdir, job in zip(rdirs, jobs):
-        rd.write_state(rdir, 'queued', job_id=str(job.job_id))
+        rd.write_state(rdir, 'queued', job_id=str(job.job_id), scheduler='slurm' if cluster == 'slurm' else cluster)
     return jobs
 
 
@@ -276,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error(f'--runs: {err}')
     extra = parse_cfg_options(args.cfg_options)
     try:
+        if extra:
+            check_cfg_options(extra, grid_axes(grid, args.profile, runs_root), args.grid)
         try:
             ensure_data(args.profile, {s.task for s in specs})
         except LaunchError as err:
@@ -305,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print('dry run: nothing submitted')
         return 1 if corrupt else 0
-    todo = [rdir for _, rdir, status in prepared if status not in ('done', 'corrupt')]
+    todo = [rdir for _, rdir, status in prepared if status not in ('done', 'corrupt', 'locked', 'submitted')]
     all_dirs = [rdir for _, rdir, _ in prepared]
     if not todo:
         print('all runs finished already' if not corrupt else 'nothing to run (the other runs are finished)')
@@ -314,8 +401,14 @@ def main(argv: list[str] | None = None) -> int:
     wait = args.wait if args.wait is not None else args.cluster != 'slurm'
     failures = 0
     if args.cluster == 'local':
-        results = _run_local(todo)
-        failures = sum(rc != 0 for _, rc, _ in results)
+        try:
+            results = _run_local(todo)
+        except KeyboardInterrupt:
+            print(f'interrupted: relaunch the same command to resume (finished runs are skipped, the interrupted one '
+                  f'resumes from its last checkpoint); python -m experiments.status {args.grid} --profile '
+                  f'{args.profile} shows where each run stands', file=sys.stderr)
+            return 130
+        failures = sum(rc not in (0, rd.LOCKED_EXIT) for _, rc, _ in results)
         print('\nper-run wall time (s): ' + ', '.join(f'{r.parent.name}/{r.name}={dt:.0f}' for r, _, dt in results))
     else:
         folder = runs_root / args.profile / args.grid / '_submitit'

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -143,6 +144,357 @@ def last_checkpoint(rdir: Path) -> Path | None:
     return ckpt if ckpt.is_file() else None
 
 
-def manifest_mismatch(old: dict, new: dict) -> list[str]:
-    """Identity fields that differ between two manifests."""
-    return [k for k in IDENTITY_KEYS if old.get(k) != new.get(k)]
+def manifest_mismatch(old: dict, new: dict, keys=IDENTITY_KEYS) -> list[str]:
+    """Fields among ``keys`` that differ between two manifests."""
+    return [k for k in keys if old.get(k) != new.get(k)]
+
+
+# --------------------------------------------------------------------------------------------- identity
+#: Top-level config keys that do not change what a run computes (where it logs, how it is visualised, where it
+#: resumes from): left out of the identity hash, so switching TensorBoard on or moving a runs root keeps a run's
+#: identity.
+IDENTITY_EXCLUDED = ('visualizer', 'work_dir', 'launcher', 'resume', 'load_from', 'log_level', 'log_processor')
+
+
+def config_hash(config_data: dict) -> str:
+    """SHA-256 of a run's resolved config as data (``json_data(cfg.to_dict())``), without
+    :data:`IDENTITY_EXCLUDED`; key order and formatting do not matter."""
+    import hashlib
+    data = {k: v for k, v in config_data.items() if k not in IDENTITY_EXCLUDED}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
+
+
+def identity(config_data: dict, code: dict | None) -> str:
+    """A run's identity: SHA-256 (first 16 hex digits) of its config hash and the code that ran it
+    (:func:`code_state`'s ``code_sha256``: the committed code trees plus any uncommitted change to them). Seeds are
+    only grouped in a table when their identities are equal."""
+    import hashlib
+    key = json.dumps(dict(config=config_hash(config_data), code=(code or {}).get('code_sha256')), sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+#: What decides what a run computes: a change here (committed or not) is a change of code for a run's identity.
+#: Other files (README, results/, notebooks, analysis/) do not touch training.
+CODE_PATHS = ('adapter', 'ops', 'experiments', 'tools', 'pyproject.toml', 'requirements.txt')
+
+
+def code_state(repo: Path = REPO_ROOT) -> dict:
+    """The code a run is launched with.
+
+    ``commit``: HEAD (None outside a git checkout); ``dirty``: :data:`CODE_PATHS` differ from HEAD (changed or new
+    files); ``diff_sha256``: hash of those differences, so two uncommitted states differ; ``code_sha256``: hash of
+    the committed trees of :data:`CODE_PATHS` plus those differences -- the code itself, so a commit that only
+    touches the README or results keeps a run's identity.
+    """
+    import hashlib
+    import subprocess
+
+    def git(*args):
+        out = subprocess.run(['git', *args], cwd=repo, capture_output=True, timeout=30)
+        return out.stdout if out.returncode == 0 else None
+    none = dict(commit=None, dirty=None, diff_sha256=None, code_sha256=None)
+    try:
+        commit = git('rev-parse', 'HEAD')
+        if commit is None:
+            return none
+        trees = [git('rev-parse', f'HEAD:{p}') or b'-' for p in CODE_PATHS]
+        diff = git('diff', 'HEAD', '--binary', '--', *CODE_PATHS) or b''
+        untracked = (git('ls-files', '--others', '--exclude-standard', '-z', '--', *CODE_PATHS) or b'').split(b'\0')
+    except (OSError, subprocess.TimeoutExpired):
+        return none
+    h = hashlib.sha256(diff)
+    for name in sorted(u for u in untracked if u):
+        h.update(name + b'\0')
+        try:
+            h.update(hashlib.sha256((Path(repo) / name.decode()).read_bytes()).digest())
+        except OSError:
+            pass
+    dirty = bool(diff.strip()) or any(untracked)
+    diff_sha = h.hexdigest() if dirty else None
+    code = hashlib.sha256(b'\n'.join(t.strip() for t in trees) + (diff_sha or '').encode()).hexdigest()
+    return dict(commit=commit.decode().strip(), dirty=dirty, diff_sha256=diff_sha, code_sha256=code)
+
+
+def describe_code(code: dict | None) -> str:
+    code = code or {}
+    if not code.get('commit'):
+        return 'unknown code (not a git checkout)'
+    return (f'commit {code["commit"][:10]}' + (f' + uncommitted changes {code["diff_sha256"][:8]}' if code.get('dirty')
+                                                else '') + f' (code {str(code.get("code_sha256"))[:10]})')
+
+
+# --------------------------------------------------------------------------------------------- locks
+LOCK = 'run.lock'
+#: Exit code of ``python -m experiments.job`` when another live process holds the run's lock (nothing was done).
+LOCKED_EXIT = 75
+
+
+class RunLocked(RuntimeError):
+    """Another live process holds the run's lock; ``holder`` is what its lock file says."""
+
+    def __init__(self, rdir: Path, holder: dict):
+        self.holder = holder
+        super().__init__(f'{rdir} is being trained by {describe_holder(holder)}; not started twice. Wait for it, '
+                         f'or stop it first (a run folder is trained by one process at a time)')
+
+
+def describe_holder(holder: dict | None) -> str:
+    if not holder:
+        return 'nobody'
+    job = holder.get('job_id')
+    return (f'pid {holder.get("pid")} on {holder.get("host")}' + (f', job {job}' if job else '') +
+            (f', since {holder["since"]}' if holder.get('since') else ''))
+
+
+def _hostname() -> str:
+    import socket
+    return socket.gethostname()
+
+
+def _read_lock_text(fd: int) -> dict | None:
+    os.lseek(fd, 0, os.SEEK_SET)
+    raw = os.read(fd, 65536)
+    if not raw.strip():
+        return None
+    try:
+        data = json.loads(raw.decode('utf-8'))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {'host': None, 'pid': None, 'unreadable': raw[:200].decode('utf-8', 'replace')}
+    return data if isinstance(data, dict) else None
+
+
+def slurm_job_alive(job_id: str, slurm_states: dict | None) -> bool | None:
+    """True/False when SLURM can tell whether ``job_id`` still exists, None when it cannot be asked."""
+    if slurm_states is not None:
+        return str(job_id) in slurm_states
+    from experiments import cluster as cl
+    if not cl.squeue_works():
+        return None
+    return str(job_id) in cl.squeue_states([str(job_id)])
+
+
+def lock_holder(rdir: Path, slurm_states: dict | None = None) -> tuple[dict | None, bool | None]:
+    """(what the lock file says, whether that holder is alive).
+
+    Alive is decided by ``flock``: the holder keeps an exclusive ``flock`` on the file for as long as it runs and
+    the kernel drops it when the process dies (SIGKILL included). A holder on another host is alive while SLURM
+    knows its job (``slurm_states``: squeue's answer, or asked here); ``None`` when nothing can tell. A lock file
+    that is empty or absent has no holder: ``(None, False)``.
+    """
+    import fcntl
+    path = Path(rdir) / LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None, False
+    try:
+        holder = _read_lock_text(fd)
+        if holder is None:
+            return None, False
+        if holder.get('host') not in (None, _hostname()) and holder.get('slurm_job_id'):
+            return holder, slurm_job_alive(holder['slurm_job_id'], slurm_states)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return holder, True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        if holder.get('host') not in (None, _hostname()):
+            return holder, None  # another host, no SLURM job: flock across hosts is not reliable on every filesystem
+        return holder, False
+    finally:
+        os.close(fd)
+
+
+class RunLock:
+    """The exclusive lock of one run folder, held by the process that trains it.
+
+    ``run.lock`` holds JSON (host, pid, SLURM job id, start time) while held and is emptied on release; the
+    process also keeps an exclusive ``flock`` on it, which the kernel releases when the process dies however it
+    dies. Taking the lock fails with :class:`RunLocked` when a live holder has it; a stale lock (its holder died)
+    is taken over and said so.
+    """
+
+    def __init__(self, rdir: Path, job_id: str | None = None):
+        self.rdir = Path(rdir)
+        self.job_id = job_id
+        self.fd: int | None = None
+        self.took_over: dict | None = None
+
+    def acquire(self) -> 'RunLock':
+        import fcntl
+        fd = os.open(self.rdir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_lock_text(fd) or {}
+            os.close(fd)
+            raise RunLocked(self.rdir, holder) from None
+        old = _read_lock_text(fd)
+        if old and old.get('host') not in (None, _hostname()):
+            alive = slurm_job_alive(old['slurm_job_id'], None) if old.get('slurm_job_id') else None
+            if alive is not False:  # another host's live (or uncheckable) holder
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+                raise RunLocked(self.rdir, old)
+        self.took_over = old
+        info = dict(host=_hostname(), pid=os.getpid(), job_id=self.job_id,
+                    slurm_job_id=os.environ.get('SLURM_JOB_ID'), since=now())
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.fsync(fd)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        import fcntl
+        if self.fd is None:
+            return
+        try:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> 'RunLock':
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# --------------------------------------------------------------------------------------------- reading runs
+#: States a run folder can be read as: :data:`STATES` (from ``state.json``, ``running``/``queued`` checked against
+#: the lock and SLURM) plus ``missing`` (no folder), ``corrupt`` (a run file cannot be read) and ``unknown`` (a
+#: folder without ``state.json`` or final metrics).
+READ_STATES = STATES + ('missing', 'corrupt', 'unknown')
+
+
+@dataclass
+class RunInfo:
+    """One run folder as read from disk (only JSON is read: nothing is executed or unpickled)."""
+
+    path: Path
+    state: str
+    manifest: dict | None = None
+    state_file: dict | None = None
+    final: dict | None = None  # final_metrics.json as the job wrote it
+    config: dict | None = None  # config.json: the data-only config
+    holder: dict | None = None  # the live holder of the run's lock, if any
+    checkpoint_iter: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def error(self) -> str | None:
+        return (self.state_file or {}).get('error') if self.state != 'corrupt' else self.problems[0]
+
+    @property
+    def job_id(self) -> str | None:
+        return (self.state_file or {}).get('job_id')
+
+    @property
+    def identity(self) -> str | None:
+        return (self.manifest or {}).get('identity')
+
+
+def read_run(rdir: Path, slurm_states: dict | None = None) -> RunInfo:
+    """Read one run folder and decide its state.
+
+    ``state.json`` says what the launcher and the job last recorded; a ``running`` or ``queued`` run is checked:
+    running with a lock whose holder died (SIGKILL, node loss) or a SLURM job SLURM no longer knows is
+    ``interrupted``; ``finished`` without readable final metrics is ``failed``. ``slurm_states``: squeue's answer
+    for the runs' job ids (see :func:`experiments.cluster.squeue_states`); None asks squeue when needed.
+    """
+    rdir = Path(rdir)
+    info = RunInfo(path=rdir, state='missing')
+    if not rdir.is_dir():
+        info.problems.append(f'no run folder {rdir}')
+        return info
+    try:
+        info.manifest = read_json(rdir / MANIFEST)
+        info.state_file = read_json(rdir / STATE)
+        info.final = read_json(rdir / FINAL_METRICS)
+    except CorruptRunFile as err:
+        info.state = 'corrupt'
+        info.problems.append(str(err))
+        return info
+    try:
+        info.config = read_json(rdir / CONFIG_JSON)
+    except CorruptRunFile as err:
+        info.problems.append(f'{err} (the launcher writes it again)')
+    ckpt = last_checkpoint(rdir)
+    if ckpt is not None:
+        import re
+        m = re.search(r'iter_(\d+)', ckpt.name)
+        info.checkpoint_iter = int(m.group(1)) if m else None
+    if info.manifest is None:
+        info.problems.append('no manifest.json')
+    elif (rdir / CONFIG).is_file() and info.manifest.get('config') is not None:
+        if (rdir / CONFIG).read_text(errors='replace') != info.manifest['config']:
+            info.problems.append(f'{rdir / CONFIG} differs from the config recorded at launch (edited?); the job '
+                                 f'refuses to run it and a relaunch replaces it')
+    st = info.state_file or {}
+    state = st.get('state')
+    if state == 'finished':
+        info.state = 'finished' if info.final is not None else 'failed'
+        if info.final is None:
+            info.problems.append('state.json says finished but final_metrics.json is missing; counted as failed')
+    elif state in ('running', 'queued'):
+        info.state = state
+        holder, alive = lock_holder(rdir, slurm_states)
+        if alive:
+            info.state, info.holder = 'running', holder
+        elif state == 'running' and alive is False and (holder is not None or (rdir / LOCK).exists()):
+            info.state = 'interrupted'
+            info.problems.append(f'state says running but its process ({describe_holder(holder)}) is gone: '
+                                 f'killed without recording it; a relaunch resumes it')
+        elif st.get('scheduler') == 'slurm' and st.get('job_id'):
+            job_alive = slurm_job_alive(st['job_id'], slurm_states)
+            if job_alive is False:
+                info.state = 'interrupted'
+                info.problems.append(f'state says {state} but SLURM no longer knows job {st["job_id"]}; '
+                                     f'a relaunch resumes it')
+    elif state in STATES:
+        info.state = state
+    elif state is None and info.final is not None:
+        info.state = 'finished'
+        info.problems.append('no state.json; final_metrics.json present, counted as finished')
+    else:
+        info.state = 'unknown'
+        info.problems.append(f'state unknown (state.json {"missing" if state is None else repr(state)}, no '
+                             f'final_metrics.json)')
+    return info
+
+
+def seed_dirs(run_folder: Path) -> dict[int, Path]:
+    """``{seed: folder}`` of the ``seed<k>`` folders in one run's folder."""
+    import re
+    out = {}
+    if Path(run_folder).is_dir():
+        for p in Path(run_folder).iterdir():
+            m = re.fullmatch(r'seed(\d+)', p.name)
+            if m and p.is_dir():
+                out[int(m.group(1))] = p
+    return dict(sorted(out.items()))
+
+
+def grid_folders(runs_root: Path, profile: str, grid: str, seeds=None) -> list[tuple[str, int, Path, bool]]:
+    """Every (run, seed, folder, in the grid definition) of a grid: the grid's runs (``experiments.grids``) for
+    ``seeds`` (a count or a list; default: the seeds found on disk, else 1), then folders on disk that the
+    grid does not define (listed, never used in tables)."""
+    from experiments.grids import get_grid
+    g = get_grid(grid)
+    gdir = Path(runs_root).resolve() / profile / grid
+    if seeds is None:
+        on_disk = sorted({s for name in g.names for s in seed_dirs(gdir / name)} |
+                         {s for p in (gdir.iterdir() if gdir.is_dir() else ()) for s in seed_dirs(p)})
+        seeds = on_disk or 1
+    expected = [(r.name, int(r.seed)) for r in g.runs(seeds)]
+    out = [(name, seed, run_dir(runs_root, profile, grid, name, seed), True) for name, seed in expected]
+    known = set(expected)
+    if gdir.is_dir():
+        for p in sorted(gdir.iterdir()):
+            for seed, sdir in seed_dirs(p).items():
+                if (p.name, seed) not in known:
+                    out.append((p.name, seed, sdir, False))
+    return out

@@ -1,74 +1,56 @@
-"""Which runs of a grid are queued, running, finished or failed.
+"""Which runs of a grid are queued, running, finished, failed, interrupted, not submitted, corrupt or missing.
 
 Usage:
     python -m experiments.status GRID [--profile tiny|paper] [--runs-root DIR]
 
-Reads every run directory's ``state.json`` (written by the launcher and the job) and, when SLURM is available,
-asks ``squeue`` about the job ids: a run whose state says running but whose job SLURM no longer knows is shown
-as ``lost`` (killed without a chance to record it; relaunching resumes it from its last checkpoint).
+Reads every run folder through ``experiments.rundir.read_run`` (the one reader of run folders): ``state.json`` as
+the launcher and the job recorded it, checked against the run's lock (a local run whose process died is
+``interrupted``) and, for SLURM runs, against ``squeue`` (a job SLURM no longer knows is ``interrupted``); relaunching
+an interrupted run resumes it from its last intact checkpoint.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 
 from experiments import cluster as cl
 from experiments import rundir as rd
-from experiments.grids import GRID_NAMES, PROFILES, get_grid
+from experiments.grids import GRID_NAMES, PROFILES
 
 
-def collect(grid: str, profile: str, runs_root: Path) -> list[dict]:
-    """One row per run directory on disk (plus 'missing' rows for grid cells never launched)."""
+def collect(grid: str, profile: str, runs_root: Path, seeds=None) -> list[dict]:
+    """One row per run folder of the grid (``experiments.rundir.grid_folders``: the grid's cells, 'missing' where
+    never launched, then folders the grid does not define), read by ``experiments.rundir.read_run``."""
+    folders = rd.grid_folders(runs_root, profile, grid, seeds)
+    infos = [(name, seed, rd.read_run(path, slurm_states={}), in_grid) for name, seed, path, in_grid in folders]
+    # one squeue call for every SLURM job id, then the runs that need it are read again with its answer
+    ids = [i.job_id for _, _, i, _ in infos if (i.state_file or {}).get('scheduler') == 'slurm' and i.job_id]
+    squeue = cl.squeue_states(ids) if ids and cl.squeue_works() else None
     rows = []
-    base = Path(runs_root).resolve() / profile / grid
-    for name in get_grid(grid).names:
-        seeds = sorted(base.glob(f'{name}/seed*'), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
-        if not seeds:
-            rows.append(dict(run=name, seed=None, state='missing', job_id=None, iter=None, metrics=None, error=None))
-            continue
-        for sdir in seeds:
-            ckpt = rd.last_checkpoint(sdir)
-            m = re.search(r'iter_(\d+)', ckpt.name) if ckpt else None
-            try:
-                state = rd.read_state(sdir) or {}
-                metrics = rd.read_json(sdir / rd.FINAL_METRICS)
-            except rd.CorruptRunFile as err:  # shown as such; the other runs are listed as usual
-                state, metrics = dict(state='corrupt', error=str(err)), None
-            rows.append(dict(run=name, seed=sdir.name[4:], state=state.get('state', 'unknown'),
-                             job_id=state.get('job_id'), iter=int(m.group(1)) if m else None,
-                             metrics=metrics, error=state.get('error'), dir=sdir))
-    squeue = cl.squeue_states([r['job_id'] for r in rows if r['state'] in ('queued', 'running') and r['job_id']])
-    have_squeue = _squeue_works()
-    for r in rows:
-        r['slurm'] = squeue.get(str(r['job_id'])) if r['job_id'] else None
-        if (have_squeue and r['state'] in ('queued', 'running') and r['job_id'] and not str(r['job_id']).startswith('pid')
-                and r['slurm'] is None):
-            r['state'] = 'lost'
+    for name, seed, info, in_grid in infos:
+        if (info.state_file or {}).get('scheduler') == 'slurm':
+            info = rd.read_run(info.path, slurm_states=squeue)
+        rows.append(dict(run=name if in_grid else f'{name} (not in grid)', seed=seed, state=info.state, job_id=info.job_id, iter=info.checkpoint_iter,
+                         metrics=info.final, error=info.error, problems=info.problems,
+                         slurm=(squeue or {}).get(str(info.job_id)) if info.job_id else None, dir=info.path,
+                         holder=info.holder))
     return rows
 
 
-def _squeue_works() -> bool:
-    import shutil
-    import subprocess
-    if shutil.which('squeue') is None:
-        return False
-    try:
-        return subprocess.run(['squeue', '-h', '-o', '%i'], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 def format_rows(rows: list[dict]) -> str:
-    lines = [f'{"run":<34} {"seed":>4}  {"state":<9} {"job":<12} {"slurm":<10} {"ckpt iter":>9}  metrics / error']
+    lines = [f'{"run":<34} {"seed":>4}  {"state":<13} {"job":<12} {"slurm":<10} {"ckpt iter":>9}  metrics / error']
     for r in rows:
         m = r['metrics'] or {}
         shown = ', '.join(f'{k}={m[k]:.4g}' for k in ('coco/bbox_mAP', 'coco/segm_mAP', 'mIoU') if m.get(k) is not None)
-        if r['state'] == 'failed' and r['error']:
-            shown = r['error'].splitlines()[-1][:80]
-        lines.append(f'{r["run"]:<34} {r["seed"] or "-":>4}  {r["state"]:<9} {str(r["job_id"] or "-"):<12} '
+        if r['state'] in ('failed', 'not submitted', 'corrupt') and r['error']:
+            shown = r['error'].splitlines()[-1][:100]
+        elif r['state'] == 'interrupted' and r['problems']:
+            shown = r['problems'][-1][:100]
+        elif r['state'] == 'running' and r.get('holder'):
+            shown = f'{rd.describe_holder(r["holder"])}' + (f'; {shown}' if shown else '')
+        lines.append(f'{r["run"]:<34} {r["seed"] or "-":>4}  {r["state"]:<13} {str(r["job_id"] or "-"):<12} '
                      f'{r["slurm"] or "-":<10} {r["iter"] if r["iter"] is not None else "-":>9}  {shown}')
     counts = {}
     for r in rows:

@@ -110,21 +110,25 @@ def test_iteration_loop_validation_step_zero(tmp_path):
 
 
 def test_dead_unknown_and_extra_runs(tmp_path):
-    import os
-    import time as _time
+    import json
+    import socket
 
+    from experiments import rundir as rd
     from tests.analysis.fakeruns import train_line, write_run
+    # N0: state says running, but the process named in its lock died (SIGKILL: nothing was recorded)
     d = write_run(tmp_path, 'tiny', 'N', 'N0', 0, state='running', starts=[[train_line(10, 1.0)]])
-    old = _time.time() - 10 * 3600
-    for p in d.rglob('*'):
-        os.utime(p, (old, old))
+    (d / rd.LOCK).write_text(json.dumps(dict(host=socket.gethostname(), pid=999999999, job_id='pid999999999')))
     d1 = write_run(tmp_path, 'tiny', 'N', 'N1', 0, starts=[[train_line(10, 1.0)]])
     (d1 / 'state.json').unlink()
     write_run(tmp_path, 'tiny', 'N', 'N9', 0, starts=[])  # not a run of the grid
-    res = collect_grid('N', 'tiny', tmp_path, expected=[('N0', 0), ('N1', 0)])
+    # N2: running, its lock held by a live process (this one)
+    d2 = write_run(tmp_path, 'tiny', 'N', 'N2', 0, state='running', starts=[[train_line(10, 1.0)]])
+    with rd.RunLock(d2, job_id='pid1'):
+        res = collect_grid('N', 'tiny', tmp_path, expected=[('N0', 0), ('N1', 0), ('N2', 0)])
     states = {r.run: r.state for r in res.runs}
-    assert states['N0'] == 'running' and states['N1'] == 'unknown' and 'N9' in states
+    assert states['N0'] == 'interrupted' and states['N1'] == 'unknown' and 'N9' in states
+    assert states['N2'] == 'running'
     w = '\n'.join(res.warnings)
-    assert 'N/N0/seed0: running but no file changed for 10.0 h: the job may have died' in w
+    assert 'N/N0/seed0: state says running but its process (pid 999999999 on' in w and 'is gone' in w
     assert 'N/N1/seed0: state unknown' in w
     assert 'N/N9/seed0: on disk but not in the grid definition' in w
