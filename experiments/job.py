@@ -143,6 +143,39 @@ def _locked_train(run_dir: Path, cfg_file: Path, config_sha256: str | None) -> d
     return metrics
 
 
+def _die_with_parent(parent: int) -> None:
+    """In a forked worker: ask Linux to SIGKILL this process when its parent (the job) dies, however it dies."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: PyTorch's own watchdog remains
+        return
+    if os.getppid() != parent:  # the job died before the call above
+        os._exit(1)
+
+
+def _workers_die_with_job() -> None:
+    """DataLoader workers end when the job ends, SIGKILL included.
+
+    A worker of a SIGKILLed job can block for good (measured: a persistent tiny-profile worker stayed alive with
+    parent 1 after the job was killed), holding memory and a slot. mmengine seeds each worker through
+    ``mmengine.runner.runner.default_worker_init_fn``; this wraps it (same arguments, same seeding) so each worker
+    first asks for a parent-death signal.
+    """
+    import mmengine.runner.runner as mm_runner
+    seed_worker = mm_runner.default_worker_init_fn
+    if getattr(seed_worker, '_dies_with_job', False):
+        return
+    parent = os.getpid()
+
+    def worker_init(*args, **kwargs):
+        _die_with_parent(parent)
+        return seed_worker(*args, **kwargs)
+    worker_init._dies_with_job = True
+    mm_runner.default_worker_init_fn = worker_init
+
+
 def _train(run_dir: Path, cfg_bytes: bytes, distributed: bool) -> dict:
     from mmengine.config import Config
     from mmengine.runner import Runner
@@ -152,6 +185,7 @@ def _train(run_dir: Path, cfg_bytes: bytes, distributed: bool) -> dict:
     from experiments import dist as _dist  # noqa: F401 - registers the CPU DDP wrapper
 
     patch_mmengine()  # checkpoints load weights-only with the allow-list of experiments/compat.py
+    _workers_die_with_job()
     if torch.cuda.is_available():  # deterministic cuBLAS needs this before the first CUDA matmul
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     # Parse the checked bytes from a private copy: mmengine dumps the runtime config to work_dir/<basename>, so this

@@ -395,7 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     todo = [rdir for _, rdir, status in prepared if status not in ('done', 'corrupt', 'locked', 'submitted')]
     all_dirs = [rdir for _, rdir, _ in prepared]
     if not todo:
-        print('all runs finished already' if not corrupt else 'nothing to run (the other runs are finished)')
+        counts = {}
+        for _, _, status in prepared:
+            counts[status] = counts.get(status, 0) + 1
+        print('nothing to run: ' + ', '.join(f'{n} {dict(done="finished", locked="being trained by another process", submitted="already submitted to SLURM").get(k, k)}' for k, n in counts.items()))
         print_metrics(all_dirs)
         return 1 if corrupt else 0
     wait = args.wait if args.wait is not None else args.cluster != 'slurm'

@@ -276,13 +276,17 @@ def slurm_job_alive(job_id: str, slurm_states: dict | None) -> bool | None:
 def lock_holder(rdir: Path, slurm_states: dict | None = None) -> tuple[dict | None, bool | None]:
     """(what the lock file says, whether that holder is alive).
 
-    Alive is decided by ``flock``: the holder keeps an exclusive ``flock`` on the file for as long as it runs and
-    the kernel drops it when the process dies (SIGKILL included). A holder on another host is alive while SLURM
-    knows its job (``slurm_states``: squeue's answer, or asked here); ``None`` when nothing can tell. A lock file
-    that is empty or absent has no holder: ``(None, False)``.
+    Alive is decided by the lock itself: the holder keeps a POSIX record lock (``fcntl``) on the file for as long
+    as it runs, and the kernel drops it when the process dies (SIGKILL included; unlike ``flock``, a POSIX lock is
+    not inherited by forked DataLoader workers, so they cannot keep a dead run "alive"). A holder on another host
+    is alive while SLURM knows its job (``slurm_states``: squeue's answer, or asked here); ``None`` when nothing
+    can tell. A lock file that is empty or absent has no holder: ``(None, False)``.
     """
     import fcntl
     path = Path(rdir) / LOCK
+    mine = _HELD.get(str(path.resolve()))
+    if mine is not None:  # held by this process: opening and closing the file here would drop the POSIX lock
+        return mine.info, True
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -294,38 +298,46 @@ def lock_holder(rdir: Path, slurm_states: dict | None = None) -> tuple[dict | No
         if holder.get('host') not in (None, _hostname()) and holder.get('slurm_job_id'):
             return holder, slurm_job_alive(holder['slurm_job_id'], slurm_states)
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
             return holder, True
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        fcntl.lockf(fd, fcntl.LOCK_UN)
         if holder.get('host') not in (None, _hostname()):
-            return holder, None  # another host, no SLURM job: flock across hosts is not reliable on every filesystem
+            return holder, None  # another host, no SLURM job: locks across hosts are not reliable on every filesystem
         return holder, False
     finally:
         os.close(fd)
+
+
+#: The locks this process holds, by lock file path.
+_HELD: dict[str, 'RunLock'] = {}
 
 
 class RunLock:
     """The exclusive lock of one run folder, held by the process that trains it.
 
     ``run.lock`` holds JSON (host, pid, SLURM job id, start time) while held and is emptied on release; the
-    process also keeps an exclusive ``flock`` on it, which the kernel releases when the process dies however it
-    dies. Taking the lock fails with :class:`RunLocked` when a live holder has it; a stale lock (its holder died)
-    is taken over and said so.
+    process also keeps an exclusive POSIX record lock on it, which the kernel releases when the process dies
+    however it dies. Taking the lock fails with :class:`RunLocked` when a live holder has it; a stale lock (its
+    holder died) is taken over and said so (``took_over``).
     """
 
     def __init__(self, rdir: Path, job_id: str | None = None):
         self.rdir = Path(rdir)
+        self.path = str((self.rdir / LOCK).resolve())
         self.job_id = job_id
         self.fd: int | None = None
+        self.info: dict | None = None
         self.took_over: dict | None = None
 
     def acquire(self) -> 'RunLock':
         import fcntl
-        fd = os.open(self.rdir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        if self.path in _HELD:
+            raise RunLocked(self.rdir, _HELD[self.path].info)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
             holder = _read_lock_text(fd) or {}
             os.close(fd)
             raise RunLocked(self.rdir, holder) from None
@@ -333,28 +345,27 @@ class RunLock:
         if old and old.get('host') not in (None, _hostname()):
             alive = slurm_job_alive(old['slurm_job_id'], None) if old.get('slurm_job_id') else None
             if alive is not False:  # another host's live (or uncheckable) holder
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+                os.close(fd)  # (closing drops the POSIX lock)
                 raise RunLocked(self.rdir, old)
         self.took_over = old
-        info = dict(host=_hostname(), pid=os.getpid(), job_id=self.job_id,
-                    slurm_job_id=os.environ.get('SLURM_JOB_ID'), since=now())
+        self.info = dict(host=_hostname(), pid=os.getpid(), job_id=self.job_id,
+                         slurm_job_id=os.environ.get('SLURM_JOB_ID'), since=now())
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.pwrite(fd, json.dumps(self.info).encode(), 0)
         os.fsync(fd)
         self.fd = fd
+        _HELD[self.path] = self
         return self
 
     def release(self) -> None:
-        import fcntl
         if self.fd is None:
             return
         try:
             os.ftruncate(self.fd, 0)
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
         finally:
-            os.close(self.fd)
+            os.close(self.fd)  # drops the POSIX lock
             self.fd = None
+            _HELD.pop(self.path, None)
 
     def __enter__(self) -> 'RunLock':
         return self.acquire()

@@ -61,3 +61,40 @@ def test_same_seed_same_metrics_and_resume_matches(tmp_path, synthetic_data):
     assert json.loads((c / rd.FINAL_METRICS).read_text())['train_wall_time_s'] > 0
     wa, wc = _weights(a), _weights(c)
     assert wa.keys() == wc.keys() and all(torch.equal(wa[k], wc[k]) for k in wa)
+
+    # SIGKILL at a random point after the first checkpoint, then Ctrl-C at a random point of the relaunch, then a
+    # relaunch to the end: the state says interrupted after each stop, nothing of the job is left running, and the
+    # run ends with the metrics of the uninterrupted one.
+    import random
+    import signal
+    import time
+
+    from .test_run_safety import _run_processes, _start_job, _wait_for
+    rng = random.Random(time.time_ns())
+    spec = get_grid('N').runs(1, only=['N2'])[0]
+    k, _ = launch.prepare_run(spec, 'tiny', tmp_path / 'k', _extra(), 'test', dry_run=False)
+    job = _start_job(k)
+    _wait_for(lambda: rd.last_checkpoint(k) is not None or job.poll() is not None, timeout=300)
+    time.sleep(rng.uniform(0, 1.5))
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    state = rd.read_run(k)
+    if not rd.is_finished(k):
+        assert rd.read_state(k)['state'] == 'running' and state.state == 'interrupted', state
+    _wait_for(lambda: not _run_processes(k), timeout=30)  # DataLoader workers are gone too
+    assert launch.prepare_run(spec, 'tiny', tmp_path / 'k', _extra(), 'test', dry_run=False)[1] in ('resume', 'done')
+    job = _start_job(k)
+    _wait_for(lambda: (rd.read_state(k) or {}).get('pid') != 0 and rd.read_state(k)['state'] == 'running'
+              and rd.lock_holder(k)[1] or job.poll() is not None, timeout=300)
+    time.sleep(rng.uniform(0, 3))
+    job.send_signal(signal.SIGINT)
+    rc = job.wait(timeout=120)
+    if not rd.is_finished(k):
+        st = rd.read_state(k)
+        assert rc == 130 and st['state'] == 'interrupted' and 'KeyboardInterrupt' in st['error'], (rc, st)
+        assert rd.read_run(k).state == 'interrupted'
+    _wait_for(lambda: not _run_processes(k), timeout=30)
+    _, rc = _train(tmp_path / 'k', _extra())
+    assert rc == 0 and rd.read_run(k).state == 'finished'
+    assert _metrics(k) == _metrics(a)
+
