@@ -24,6 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from analysis import features as F
+from analysis import stats
 from analysis.collect import GRIDS, AnalysisError, GridResult, RunRecord, collect_grid, print_warnings
 from analysis.layouts import LAYOUTS, Layout
 from analysis.tables import RESULTS_DIR, build_table, profile_banner, select_grids
@@ -171,11 +172,13 @@ def plot_training_curves(res: GridResult) -> Figure:
 
 
 def plot_results(res: GridResult, layout: Layout, sizes: dict | None = None) -> Figure:
-    """Our results (mean, error bar = std over seeds) with the paper's values marked.
+    """Our results with the paper's values marked; error bars = the tables' 95% t-intervals over seeds.
 
     Bars for tables with categorical rows; a line over N for the N ablation. Only the headline
     accuracy columns (APb, APm, mIoU) are plotted; failed/missing runs show no bar and are labelled.
-    When our values are far below the paper's (tiny profile), a second panel shows ours alone.
+    The error bars are the intervals of :func:`analysis.tables.build_table` (:func:`analysis.stats.mean_ci`):
+    a run with one seed has no interval, so its point has no bar, and a note under the axes says so (never a
+    fake ±0). When our values are far below the paper's (tiny profile), a second panel shows ours alone.
     """
     df, _ = build_table(res, layout, sizes or {})
     cols = [c for c in layout.cols if c.metric in ('APb', 'APm', 'mIoU') and c.ours]  # headline metrics only
@@ -183,13 +186,27 @@ def plot_results(res: GridResult, layout: Layout, sizes: dict | None = None) -> 
     paper_min = np.nanmin([df[f'{c.name} paper'].min() for c in cols] + [np.inf])
     zoom = 0 < ours_max < 0.25 * paper_min
     w = 6.0 if layout.key == 'A2' else min(16.0, max(5.0, len(df) * (0.3 * len(cols) + 0.5) + 2))
-    fig = new_figure(w * (1.8 if zoom else 1), 4.0)
+    fig = new_figure(w * (1.8 if zoom else 1), 4.3)
     axes = fig.subplots(1, 2) if zoom else [fig.add_subplot()]
     for k, ax in enumerate(axes):
         _draw_results(ax, df, cols, layout, with_paper=(k == 0))
         ax.set_title('ours vs paper' if k == 0 else 'ours only (zoomed)', fontsize=9)
     _suptitle(fig, f'{layout.key} ({res.grid}): ours vs paper', res.profile)
+    fig.supxlabel(textwrap.fill(errorbar_note(df, cols), max(60, int(fig.get_figwidth() * 18))), fontsize=7)
     return fig
+
+
+def errorbar_note(df, cols) -> str:
+    """What the error bars of a results figure are, and which points have none."""
+    ns = [int(n) for c in cols for n in df[f'{c.name} n'] if n > 0]
+    if not ns:
+        return 'no finished run'
+    if max(ns) == 1:
+        return 'one seed per run: no interval exists, so no error bars (launch more seeds for 95% intervals)'
+    note = f'error bars: {stats.INTERVAL_NOTE}'
+    if min(ns) == 1:
+        note += '; points without a bar: one seed, no interval exists'
+    return note
 
 
 def _draw_results(ax, df, cols, layout: Layout, with_paper: bool) -> None:
@@ -197,12 +214,15 @@ def _draw_results(ax, df, cols, layout: Layout, with_paper: bool) -> None:
     width = 0.8 / max(len(cols), 1)
     for j, c in enumerate(cols):
         ours = df[f'{c.name} ours'].to_numpy(float)
-        std = np.nan_to_num(df[f'{c.name} std'].to_numpy(float))
+        ci = df[f'{c.name} ci95'].to_numpy(float)
+        has_bar = ~np.isnan(ci) & ~np.isnan(ours)
         paper = df[f'{c.name} paper'].to_numpy(float)
         col = cm.tab10(j % 10)
         if layout.key == 'A2':
-            xs = [int(lbl.split('=')[1]) for lbl in df['Row']]
-            ax.errorbar(xs, ours, yerr=std, marker='o', color=col, capsize=3, label=f'{c.name} ours')
+            xs = np.array([int(lbl.split('=')[1]) for lbl in df['Row']])
+            ax.plot(xs, ours, marker='o', color=col, label=f'{c.name} ours')
+            if has_bar.any():
+                ax.errorbar(xs[has_bar], ours[has_bar], yerr=ci[has_bar], fmt='none', ecolor=col, capsize=3)
             if with_paper:
                 ax.plot(xs, paper, ls='--', marker='x', color=col, label=f'{c.name} paper')
             for x_, n in zip(xs, df[f'{c.name} n']):
@@ -211,7 +231,9 @@ def _draw_results(ax, df, cols, layout: Layout, with_paper: bool) -> None:
                                 textcoords='offset points', ha='center', fontsize=7, color='gray')
             continue
         pos = x - 0.4 + width * (j + 0.5)
-        ax.bar(pos, np.nan_to_num(ours), width, yerr=std, color=col, alpha=0.8, capsize=2, label=f'{c.name} ours')
+        ax.bar(pos, np.nan_to_num(ours), width, color=col, alpha=0.8, label=f'{c.name} ours')
+        if has_bar.any():
+            ax.errorbar(pos[has_bar], ours[has_bar], yerr=ci[has_bar], fmt='none', ecolor='black', capsize=2)
         if with_paper:
             ax.scatter(pos, paper, marker='_', s=400 * width, color='black', zorder=3, linewidths=2,
                        label='paper' if j == 0 else None)
@@ -219,7 +241,10 @@ def _draw_results(ax, df, cols, layout: Layout, with_paper: bool) -> None:
             if n == 0:
                 ax.annotate('no run', (p_, 0), xycoords=('data', 'axes fraction'), xytext=(0, 4),
                             textcoords='offset points', rotation=90, ha='center', fontsize=7, color='gray')
-            elif not math.isnan(o):
+            elif math.isnan(o):
+                ax.annotate('NaN seed', (p_, 0), xycoords=('data', 'axes fraction'), xytext=(0, 4),
+                            textcoords='offset points', rotation=90, ha='center', fontsize=7, color='red')
+            else:
                 ax.text(p_, o, f'{o:.1f}', ha='center', va='bottom', fontsize=6)
     if layout.key == 'A2':
         ax.set_xlabel('number of interactions N')

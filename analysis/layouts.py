@@ -55,7 +55,11 @@ class Row:
 
 @dataclass(frozen=True)
 class Layout:
-    """A table: paper table id, rows, compared columns, and text columns copied from the paper."""
+    """A table: paper table id, rows, compared columns, and text columns copied from the paper.
+
+    ``baseline``: the row (label) every other row is compared with in the ``Δ base`` columns; ``''`` = the first
+    row; None = no baseline comparison (tables whose rows are different models, not variants of one).
+    """
 
     key: str
     grid: str
@@ -63,6 +67,18 @@ class Layout:
     cols: tuple
     text_cols: tuple = ()
     caption: str = ''
+    baseline: str | None = ''
+
+    def baseline_row(self) -> Row | None:
+        """The baseline row, or None when the table has none."""
+        if self.baseline is None or not self.rows:
+            return None
+        if self.baseline == '':
+            return self.rows[0]
+        hits = [r for r in self.rows if r.label == self.baseline]
+        if len(hits) != 1:
+            raise ValueError(f'layout {self.key}: baseline {self.baseline!r} is not one row label')
+        return hits[0]
 
 
 def _single(runs_labels, cols, key, grid, text_cols=(), caption=''):
@@ -94,7 +110,7 @@ T3 = _single([('deit_in1k', 'ImageNet-1K (DeiT-B)', 'Backbone=ViT-Adapter-B;Pre-
 _T1_LABEL = {('vit', a): f'ViT-{a}' for a in 'TSB'} | {('vit_adapter', a): f'ViT-Adapter-{a}' for a in 'TSB'}
 _T1_LABEL |= {('vit', 'L'): 'ViT-L (IN-22K)', ('vit_adapter', 'L'): 'ViT-Adapter-L (IN-22K)'}
 T1 = Layout(
-    key='T1', grid='main-det', caption='Mask R-CNN, 1x and 3x schedules',
+    key='T1', grid='main-det', caption='Mask R-CNN, 1x and 3x schedules', baseline=None,  # rows: models of 4 sizes
     rows=tuple(Row(label=_T1_LABEL[m, a], paper=_T1_LABEL[m, a],
                    runs={s: f'maskrcnn_{s}_{m}_{a}' for s in ('1x', '3x')})
                for a in 'TSBL' for m in ('vit', 'vit_adapter')),
@@ -119,6 +135,7 @@ def _t4_row(m, a):
 
 T4 = Layout(
     key='T4', grid='main-seg', caption='ADE20K semantic segmentation (single-scale mIoU; +MS not evaluated)',
+    baseline=None,  # rows: models of 4 sizes
     rows=tuple(_t4_row(m, a) for a in 'TSBL' for m in ('vit', 'vit_adapter')),
     cols=tuple(c for h, H in (('semfpn', 'SemFPN'), ('upernet', 'UperNet')) for c in (
         Col(f'{H} #Param (M)', 'params_m', f'{H} #Param', group=h),
@@ -126,7 +143,7 @@ T4 = Layout(
         Col(f'{H} +MS', 'mIoU_ms', f'{H} +MS', group=h, ours=False))))
 
 A4 = Layout(
-    key='A4', grid='main-seg', caption='Efficiency, Semantic FPN',
+    key='A4', grid='main-seg', caption='Efficiency, Semantic FPN', baseline=None,  # rows: B and L models
     rows=tuple(Row(label=lbl, paper=f'Method={lbl};Segmentor=Semantic FPN', runs={'': run},
                    param_note=ADE_B_IN1K_NOTE if lbl.endswith('-B') else '') for run, lbl in (
         ('semfpn_vit_B', 'ViT-B'), ('semfpn_vit_adapter_B', 'ViT-Adapter-B'),

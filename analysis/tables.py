@@ -7,21 +7,30 @@ Usage::
 
 Writes ``<out>/<profile>/<grid>/{table.md,table.tex,table.csv,runs.csv}`` (``out`` default
 ``results/``); grids with a second paper table (main-seg: T4 and A4) add ``table_<id>.*``.
-Each compared column shows our value (mean +- std over finished seeds, ``n`` when several), the
-paper's value and the difference (ours - paper). Only finished runs enter the means; every other
-state is listed in the notes and in ``runs.csv``.
+Each compared column shows our value, the paper's value and the difference (ours - paper); measured
+columns of ablation tables also the difference to the baseline row (``Δ base``). Only finished seeds of
+one identity (the manifest's hash of resolved config + code) enter a mean: a seed of another identity
+is named in the ``runs`` column with what differs; a finished seed with a NaN value makes the mean NaN
+(named in a note). With several seeds a value is ``mean ± half-width of the 95% t-interval (n=k)`` and
+a difference whose 95% interval includes 0 is marked ``~`` with the seeds needed to resolve it
+(:mod:`analysis.stats`); with one seed the cell says ``(n=1)``: no interval exists. Every other state
+is listed in the notes and in ``runs.csv``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import sys
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from analysis.collect import GRIDS, AnalysisError, GridResult, collect_grid, print_warnings, runs_root
+from analysis import stats
+from analysis.collect import GRIDS, AnalysisError, GridResult, RunRecord, collect_grid, print_warnings, runs_root
 from analysis.layouts import LAYOUTS, Layout
 from analysis.model_summary import backbone_gmacs, run_model_size
 from analysis.paper import PaperTable, paper_table, parse_value, rounding
@@ -40,35 +49,181 @@ def profile_banner(profile: str) -> str:
     return f"{profile} profile: NOT the paper's setting, NOT a reproduction of the paper's numbers"
 
 
-def _quantity(res: GridResult, run: str, metric: str, sizes: dict, flops: dict | None = None) -> tuple[list[float], str]:
-    """Values of one quantity over the finished seeds of a run, and the run's state summary."""
-    recs = [r for r in res.runs if r.run == run]
+@dataclass
+class SeedGroup:
+    """The seeds of one run (one row of a table, per column group) and which of them are averaged.
+
+    Only finished seeds that share one identity (``manifest.json``'s ``identity``: a hash of the fully resolved
+    config, the code commit and its dirty state) are averaged: the identity of the majority of finished seeds; on a
+    tie, the identity of the lowest such seed. A missing identity (runs made before it existed) is an identity of its
+    own, never merged with a hash. The other finished seeds are named in ``summary`` and ``differences`` says what
+    differs, from the data (``config.json`` and the manifest's code commit, overrides, versions).
+
+    Attributes:
+        run: Run name.
+        records: Every record of the run (all states, seed order).
+        used: The finished seeds that are averaged (seed order).
+        other: Finished seeds of another identity: listed, not averaged.
+        identity: The identity of ``used`` (None: runs without one).
+        summary: States for the ``runs`` column, e.g. ``'2 finished (+1 other identity: seed3), 1 failed'``.
+        differences: One warning per seed in ``other``.
+    """
+
+    run: str
+    records: list
+    used: list
+    other: list
+    identity: str | None
+    summary: str
+    differences: list
+
+
+def _identity(r: RunRecord) -> str | None:
+    return (r.manifest or {}).get('identity')
+
+
+#: What :func:`analysis.collect.collect_grid` says of a seed found on disk outside the expected (run, seed) list.
+OFF_GRID = 'on disk but not in the grid definition; listed, not used in tables'
+
+
+def in_grid(r: RunRecord) -> bool:
+    """False for a seed collect found on disk but not in the expected list (it is listed, never averaged)."""
+    return not any(w.endswith(OFF_GRID) for w in r.warnings[:1])
+
+
+def seed_group(res: GridResult, run: str) -> SeedGroup:
+    """Group the expected seeds of ``run`` by identity (see :class:`SeedGroup`)."""
+    recs = sorted((r for r in res.runs if r.run == run and in_grid(r)), key=lambda r: r.seed)
     fin = [r for r in recs if r.state == 'finished']
+    identity = None
+    if fin:
+        counts = Counter(_identity(r) for r in fin)
+        top = max(counts.values())
+        identity = next(_identity(r) for r in fin if counts[_identity(r)] == top)  # tie: the lowest seed's
+    used = [r for r in fin if _identity(r) == identity]
+    other = [r for r in fin if _identity(r) != identity]
     if not recs:
         summary = 'not in grid'
     else:
-        counts = pd.Series([r.state for r in recs]).value_counts()
-        summary = ', '.join(f'{v} {k}' for k, v in counts.items())
-    vals = []
-    if metric == 'params_m':  # a property of the config: known for any run with a manifest
-        v = next((r.row()['params_m'] for r in recs if not math.isnan(r.row()['params_m'])), math.nan)
-        v = sizes.get(run, (math.nan, ''))[0] if math.isnan(v) else v
-        return ([] if math.isnan(v) else [float(v)]), summary
-    if metric == 'flops_g':  # recorded by the experiments, else computed on request (--flops)
-        v = next((r.row()['flops_g'] for r in recs if not math.isnan(r.row()['flops_g'])), math.nan)
-        v = (flops or {}).get(run, (math.nan, ''))[0] if math.isnan(v) else v
-        return ([] if math.isnan(v) else [float(v)]), summary
-    for r in fin:
-        row = r.row()
-        if metric == 'max_memory_gb':
-            v = row['max_memory_mb'] / 1024
-        elif metric in row:
-            v = row[metric]
+        parts = []
+        for state, k in pd.Series([r.state for r in recs]).value_counts().items():
+            if state == 'finished' and other:
+                parts.append(f'{len(used)} finished (+{len(other)} other identity: '
+                             f'{", ".join(f"seed{r.seed}" for r in other)})')
+            else:
+                parts.append(f'{k} {state}')
+        summary = ', '.join(parts)
+    diffs = []
+    for r in other:
+        what = identity_differences(r, used[0])
+        diffs.append(f'{res.grid}/{run}: seed{r.seed} not averaged with {_seed_list(used)} (identity '
+                     f'{_short_id(_identity(r))} vs {_short_id(identity)}): {"; ".join(what)}')
+    return SeedGroup(run, recs, used, other, identity, summary, diffs)
+
+
+def _seed_list(recs) -> str:
+    seeds = [f'seed{r.seed}' for r in recs]
+    return seeds[0] if len(seeds) == 1 else 'seeds ' + ', '.join(s[4:] for s in seeds)
+
+
+def _short_id(identity: str | None) -> str:
+    return 'none (run made before identities)' if identity is None else str(identity)[:12]
+
+
+def _flatten(d, prefix: str = '') -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        key = f'{prefix}{k}'
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + '.'))
         else:
-            v = r.final.get(metric, math.nan)
-        vals.append(float(v))
-    vals = [v for v in vals if not math.isnan(v)]
-    return vals, summary
+            out[key] = v
+    return out
+
+
+def _show(v, width: int = 40) -> str:
+    text = '(absent)' if v is _ABSENT else (v if isinstance(v, str) else json.dumps(v, default=str))
+    return text if len(text) <= width else text[:width - 3] + '...'
+
+
+_ABSENT = object()
+#: Manifest fields compared when identities differ (besides the commit): name in the warning -> field.
+_MANIFEST_DICTS = {'override': 'overrides', 'version': 'versions'}
+
+
+def identity_differences(a: RunRecord, b: RunRecord, limit: int = 8) -> list[str]:
+    """What differs between two seeds of a run, from their data: ``'<key> <a's value> vs <b's value>'``.
+
+    Compares ``config.json`` key by key (nested keys dotted, e.g. ``train_cfg.max_iters 8 vs 400``), the
+    manifest's code commit (``code abc123 vs def456``, ``-dirty`` kept), its ``dirty`` flag when there is one,
+    ``config_file``, and its ``overrides`` and ``versions`` key by key. At most ``limit`` differences, then a count.
+    """
+    out = []
+    ca, cb = a.config, b.config
+    if (ca is None) != (cb is None):
+        out.append(f'config.json {"absent" if ca is None else "present"} vs {"absent" if cb is None else "present"}')
+    elif ca is not None:
+        fa, fb = _flatten(ca), _flatten(cb)
+        for k in [*fa, *(k for k in fb if k not in fa)]:
+            va, vb = fa.get(k, _ABSENT), fb.get(k, _ABSENT)
+            if va != vb:
+                out.append(f'{k} {_show(va)} vs {_show(vb)}')
+    ma, mb = a.manifest or {}, b.manifest or {}
+    if ca is None and cb is None and ma.get('config') != mb.get('config'):
+        out.append('config text differs (no config.json to compare key by key)')
+    if ma.get('git_commit') != mb.get('git_commit'):
+        short = lambda c: 'unknown' if not c else re.sub(r'^([0-9a-f]{12})[0-9a-f]*', r'\1', str(c))  # noqa: E731
+        out.append(f'code {short(ma.get("git_commit"))} vs {short(mb.get("git_commit"))}')
+    for key in ('dirty', 'config_file'):
+        if ma.get(key, _ABSENT) != mb.get(key, _ABSENT):
+            out.append(f'{key} {_show(ma.get(key, _ABSENT))} vs {_show(mb.get(key, _ABSENT))}')
+    for label, key in _MANIFEST_DICTS.items():
+        fa, fb = _flatten(ma.get(key) or {}), _flatten(mb.get(key) or {})
+        for k in [*fa, *(k for k in fb if k not in fa)]:
+            va, vb = fa.get(k, _ABSENT), fb.get(k, _ABSENT)
+            if va != vb:
+                out.append(f'{label} {k} {_show(va)} vs {_show(vb)}')
+    if not out:
+        return ['no difference found in config.json, code commit, overrides or versions']
+    return out[:limit] + ([f'and {len(out) - limit} more'] if len(out) > limit else [])
+
+
+#: Quantities that are properties of the config (one number per run, not a measurement per seed).
+CONFIG_QUANTITIES = ('params_m', 'flops_g')
+#: Our quantity -> its key in final_metrics.json (when it differs).
+_FINAL_KEY = {'max_memory_gb': 'max_memory_mb'}
+
+
+def _seed_value(r: RunRecord, metric: str) -> float:
+    row = r.row()
+    if metric == 'max_memory_gb':
+        return float(row['max_memory_mb']) / 1024
+    return float(row[metric] if metric in row else r.final.get(metric, math.nan))
+
+
+def seed_values(group: SeedGroup, metric: str) -> tuple[list[float], list[int]]:
+    """Values of a measured quantity over the averaged seeds, and the seeds whose value is NaN.
+
+    A finished seed with a NaN value stays in the list (its mean is NaN; see :func:`build_table`). When every
+    seed lacks the quantity and none recorded it in final_metrics.json (e.g. GPU memory of a CPU run), the
+    quantity is not available: ``([], [])``.
+    """
+    vals = [_seed_value(r, metric) for r in group.used]
+    nan_seeds = [r.seed for r, v in zip(group.used, vals) if math.isnan(v)]
+    key = _FINAL_KEY.get(metric, metric)
+    if vals and len(nan_seeds) == len(vals) and not any(key in r.final for r in group.used):
+        return [], []
+    return vals, nan_seeds
+
+
+def _config_quantity(group: SeedGroup, metric: str, fallback: dict | None) -> float:
+    """A config property (params, FLOPs) of a run: recorded by the averaged seeds first, then any seed, then
+    ``fallback`` (computed)."""
+    for r in [*group.used, *group.other, *group.records]:
+        v = r.row()[metric]
+        if not math.isnan(v):
+            return float(v)
+    return float((fallback or {}).get(group.run, (math.nan, ''))[0])
 
 
 def _digits(metric: str, value: float = math.nan) -> int:
@@ -77,9 +232,22 @@ def _digits(metric: str, value: float = math.nan) -> int:
     return {'train_time_per_iter': 3, 'max_memory_gb': 2}.get(metric, 1)
 
 
+def _measured(c) -> bool:
+    """A column measured per seed (it gets intervals and noise tests), not a config property."""
+    return c.ours and c.metric not in CONFIG_QUANTITIES
+
+
 def build_table(res: GridResult, layout: Layout, sizes: dict | None = None,
                 flops: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
     """One paper table filled with our results.
+
+    Seeds: per row and column group only the finished seeds of one identity are averaged (:func:`seed_group`);
+    finished seeds of another identity are named in ``runs`` and a note says what differs. A finished seed whose
+    value is NaN is not dropped: the column's mean for that row is NaN (shown ``NaN``) and a note names the seed
+    and the metric. Measured columns get the 95% t-interval over seeds; the difference to the paper (``diff``)
+    and to the layout's baseline row (``base``, Welch interval) is *within noise* when its 95% interval includes
+    0, and then ``seeds`` says how many seeds per run would resolve it (:mod:`analysis.stats`). One seed: no
+    interval (NaN ``ci95``), nothing tested.
 
     Args:
         res: The collected grid.
@@ -90,16 +258,30 @@ def build_table(res: GridResult, layout: Layout, sizes: dict | None = None,
 
     Returns:
         (frame, notes): one row per layout row; per compared column ``<col>`` the fields
-        ``<col> ours`` (mean), ``<col> std``, ``<col> n``, ``<col> paper`` (number), ``<col> paper raw``
-        (cell as printed), ``<col> diff``, ``<col> mark`` (footnote mark or ''); plus ``runs`` (states per run).
-        Notes explain gaps. In the paper profile a #Param farther from the paper's number than its rounding gets
-        a footnote: the row's ``param_note`` or "no known cause".
+        ``<col> ours`` (mean), ``<col> std`` (per-seed sample std), ``<col> n`` (seeds averaged), ``<col> ci95``
+        (half-width of the 95% t-interval; NaN with one seed), ``<col> nan seeds``, ``<col> paper`` (number),
+        ``<col> paper raw`` (cell as printed), ``<col> diff``, ``<col> diff ci95``, ``<col> diff noise`` (True:
+        within noise, False: resolved, None: not tested), ``<col> diff seeds`` (seeds needed when within noise),
+        ``<col> mark`` (footnote mark or ''); for measured columns of a layout with a baseline row also
+        ``<col> base``, ``<col> base ci95``, ``<col> base noise``, ``<col> base seeds``; plus ``runs`` (states
+        per run). Notes explain gaps. In the paper profile a #Param farther from the paper's number than its
+        rounding gets a footnote: the row's ``param_note`` or "no known cause".
     """
     sizes = sizes or {}
     pt: PaperTable = paper_table(layout.key)
     notes: list[str] = []
     param_notes: list[str] = []
+    identity_notes: list[str] = []
+    nan_notes: list[str] = []
     records = []
+    groups: dict[str, SeedGroup] = {}
+
+    def group(run: str) -> SeedGroup:
+        if run not in groups:
+            groups[run] = seed_group(res, run)
+        return groups[run]
+
+    base_row = layout.baseline_row()
     for row in layout.rows:
         rec = {'Row': row.label}
         prow = None
@@ -109,28 +291,40 @@ def build_table(res: GridResult, layout: Layout, sizes: dict | None = None,
             notes.append(f'{row.label}: no such row in paper table {layout.key}')
         for tc in layout.text_cols:
             rec[tc] = prow[tc] if prow is not None else ''
-        states = []
-        for g, run in row.runs.items():
-            _, summary = _quantity(res, run, 'APb', sizes)
-            states.append(f'{run}: {summary}')
-        rec['runs'] = '; '.join(states)
+        rec['runs'] = '; '.join(f'{run}: {group(run).summary}' for run in row.runs.values())
+        for run in row.runs.values():
+            identity_notes += [d for d in group(run).differences if d not in identity_notes]
         for c in layout.cols:
             run = row.runs[c.group]
-            vals, _ = _quantity(res, run, c.metric, sizes, flops) if c.ours else ([], '')
-            mean = sum(vals) / len(vals) if vals else math.nan
-            std = (math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else math.nan)
+            g = group(run)
+            nan_seeds: list[int] = []
+            if not c.ours:
+                vals = []
+            elif c.metric == 'params_m':
+                v = _config_quantity(g, c.metric, sizes)
+                vals = [] if math.isnan(v) else [v]
+            elif c.metric == 'flops_g':
+                v = _config_quantity(g, c.metric, flops)
+                vals = [] if math.isnan(v) else [v]
+            else:
+                vals, nan_seeds = seed_values(g, c.metric)
+            ci = stats.mean_ci(vals)
             raw = prow[c.paper_col] if (prow is not None and c.paper_col) else ''
             paper = parse_value(raw) if raw else math.nan
-            rec[f'{c.name} ours'] = mean
-            rec[f'{c.name} std'] = std
+            rec[f'{c.name} ours'] = ci.mean
+            rec[f'{c.name} std'] = stats.sample_sd(vals)
             rec[f'{c.name} n'] = len(vals)
+            rec[f'{c.name} ci95'] = ci.half
+            rec[f'{c.name} nan seeds'] = ' '.join(map(str, nan_seeds))
             rec[f'{c.name} paper'] = paper
             rec[f'{c.name} paper raw'] = raw if raw else DASH
             computed_flops = c.metric == 'flops_g' and run in (flops or {}) and not any(
-                not math.isnan(r.row()['flops_g']) for r in res.runs if r.run == run)
+                not math.isnan(r.row()['flops_g']) for r in g.records)
             backbone_params = (c.metric == 'params_m' and sizes.get(run, (0, ''))[1].startswith('BACKBONE')
-                               and all(math.isnan(r.row()['params_m']) for r in res.runs if r.run == run))
-            rec[f'{c.name} diff'] = math.nan if (computed_flops or backbone_params) else mean - paper
+                               and all(math.isnan(r.row()['params_m']) for r in g.records))
+            no_diff = computed_flops or backbone_params
+            d = stats.diff_to_constant(vals, paper) if _measured(c) else stats.Interval(ci.mean - paper, math.nan, 1)
+            _put_diff(rec, f'{c.name} diff', stats.Interval(math.nan, math.nan, 0) if no_diff else d, two_runs=False)
             rec[f'{c.name} mark'] = ''
             diff = rec[f'{c.name} diff']
             if (c.metric == 'params_m' and res.profile == 'paper' and not math.isnan(diff)
@@ -139,7 +333,21 @@ def build_table(res: GridResult, layout: Layout, sizes: dict | None = None,
                 if text not in param_notes:
                     param_notes.append(text)
                 rec[f'{c.name} mark'] = f'[{param_notes.index(text) + 1}]'
+            if base_row is not None and _measured(c):
+                if row is base_row:
+                    _put_diff(rec, f'{c.name} base', stats.Interval(math.nan, math.nan, 0), two_runs=True)
+                else:
+                    bvals, _ = seed_values(group(base_row.runs[c.group]), c.metric)
+                    _put_diff(rec, f'{c.name} base', stats.welch_diff(vals, bvals), two_runs=True)
+            if nan_seeds:
+                nan_notes.append(f'NaN: {row.label} {c.name}: {_seed_list([r for r in g.used if r.seed in nan_seeds])} '
+                                 f'finished with {c.metric} = NaN, so the mean over {_seed_list(g.used)} is NaN '
+                                 f'(a NaN seed is never dropped from a mean)')
         records.append(rec)
+    for w in identity_notes:
+        if w not in res.warnings:
+            res.warnings.append(w)
+    notes += [f'other identity: {w}' for w in identity_notes] + nan_notes
     notes += [f"[{i}] #Param differs from the paper's rounded number: {t}" for i, t in enumerate(param_notes, 1)]
     if any(c.metric == 'params_m' for c in layout.cols):
         srcs = sorted({s for _, s in sizes.values() if s})
@@ -158,6 +366,7 @@ def build_table(res: GridResult, layout: Layout, sizes: dict | None = None,
                      "'-' for CPU runs (mmengine logs no memory without CUDA)")
     if any(not c.ours for c in layout.cols):
         notes.append('+MS (multi-scale test) is not evaluated by this suite: ours is -')
+    notes += _noise_notes(records, layout, base_row)
     for mark, text in pt.notes.items():
         notes.append(f'paper {mark}: {text}')
     run_names = {run for row in layout.rows for run in row.runs.values()}
@@ -171,17 +380,61 @@ def build_table(res: GridResult, layout: Layout, sizes: dict | None = None,
     return pd.DataFrame(records), notes
 
 
-def _cell_ours(rec: dict, name: str, digits: int) -> str:
-    m, s, n = rec[f'{name} ours'], rec[f'{name} std'], rec[f'{name} n']
-    if n == 0 or math.isnan(m):
+def _put_diff(rec: dict, key: str, d: stats.Interval, two_runs: bool) -> None:
+    """Store a difference, its interval, whether it is within noise and the seeds that would resolve it."""
+    noise = stats.within_noise(d)
+    rec[key] = d.mean
+    rec[f'{key} ci95'] = d.half
+    rec[f'{key} noise'] = noise
+    rec[f'{key} seeds'] = stats.seeds_needed(d.mean, d.sd, two_runs=two_runs) if noise else math.nan
+
+
+def _noise_notes(records: list[dict], layout: Layout, base_row) -> list[str]:
+    """Notes on intervals: what they are, which comparisons are within noise, and the single-seed case."""
+    measured = [c for c in layout.cols if _measured(c)]
+    ns = [r[f'{c.name} n'] for r in records for c in measured if r[f'{c.name} n'] > 0]
+    out = []
+    if ns and max(ns) == 1:
+        out.append('One finished seed per run: no interval exists, so no difference is tested against noise '
+                   '(launch more seeds, e.g. --seeds 3, for 95% intervals)')
+    elif ns:
+        if min(ns) == 1:
+            out.append('(n=1): one finished seed: no interval exists, its differences are not tested against noise')
+        if any(r.get(f'{c.name} {k} noise') is True for r in records for c in measured for k in ('diff', 'base')):
+            out.append(f'~ = within noise (the 95% interval of the difference includes 0); (k seeds) = '
+                       f'{stats.POWER_NOTE}')
+    if base_row is not None and measured:
+        out.append(f"Δ base = ours - the baseline row '{base_row.label}' (interval: Welch's t, both rows need 2 "
+                   f"seeds)")
+    return out
+
+
+def _cell_ours(rec: dict, name: str, digits: int, measured: bool = True) -> str:
+    m, h, n = rec[f'{name} ours'], rec[f'{name} ci95'], rec[f'{name} n']
+    if n == 0:
         return DASH
-    return f'{m:.{digits}f} ± {s:.{digits}f} (n={n})' if n > 1 else f'{m:.{digits}f}'
+    if math.isnan(m):
+        return f'NaN (n={n})' if rec.get(f'{name} nan seeds') else DASH
+    if not measured:
+        return f'{m:.{digits}f}'
+    return f'{m:.{digits}f} ± {h:.{digits}f} (n={n})' if n > 1 else f'{m:.{digits}f} (n=1)'
 
 
-def _diff(rec: dict, name: str, digits: int) -> str:
-    d = rec[f'{name} diff']
-    mark = rec.get(f'{name} mark') or ''
-    return DASH if math.isnan(d) else f'{d:+.{digits}f}' + (f' {mark}' if mark else '')
+def _seeds_text(k: float) -> str:
+    if math.isnan(k):
+        return ''
+    return ' (∞ seeds)' if math.isinf(k) else f' ({int(k)} seeds)'
+
+
+def _diff(rec: dict, name: str, digits: int, key: str = 'diff') -> str:
+    d = rec[f'{name} {key}']
+    mark = rec.get(f'{name} mark') or '' if key == 'diff' else ''
+    if math.isnan(d):
+        return DASH
+    text = f'{d:+.{digits}f}'
+    if rec.get(f'{name} {key} noise') is True:
+        text += ' ~' + _seeds_text(rec[f'{name} {key} seeds'])
+    return text + (f' {mark}' if mark else '')
 
 
 def table_title(layout: Layout, profile: str) -> str:
@@ -192,16 +445,21 @@ def table_title(layout: Layout, profile: str) -> str:
 
 
 def _display_rows(df: pd.DataFrame, layout: Layout) -> tuple[list[str], list[list[str]]]:
+    base_row = layout.baseline_row()
     header = ['Row', *layout.text_cols]
     for c in layout.cols:
         header += [f'{c.name} ours', f'{c.name} paper', f'{c.name} Δ']
+        if base_row is not None and _measured(c):
+            header.append(f'{c.name} Δ base')
     header.append('runs')
     body = []
     for rec in df.to_dict('records'):
         cells = [rec['Row'], *[rec[t] for t in layout.text_cols]]
         for c in layout.cols:
             d = _digits(c.metric, rec[f'{c.name} ours'])
-            cells += [_cell_ours(rec, c.name, d), rec[f'{c.name} paper raw'], _diff(rec, c.name, d)]
+            cells += [_cell_ours(rec, c.name, d, _measured(c)), rec[f'{c.name} paper raw'], _diff(rec, c.name, d)]
+            if base_row is not None and _measured(c):
+                cells.append('base' if rec['Row'] == base_row.label else _diff(rec, c.name, d, 'base'))
         cells.append(rec['runs'])
         body.append(cells)
     return header, body
@@ -215,7 +473,8 @@ def to_markdown(df: pd.DataFrame, layout: Layout, notes: list[str], profile: str
              '|' + '---|' * len(header)]
     lines += ['| ' + ' | '.join(esc(c) for c in row) + ' |' for row in body]
     lines += ['', 'Units: AP and mIoU in percent, #Param in millions, FLOPs in G, time in s/iter, memory in GB. '
-              'ours = mean ± std over finished seeds (n shown when > 1); Δ = ours - paper; '
+              f'ours = mean ± half-width of the {stats.INTERVAL_NOTE}, over the finished seeds of one identity; '
+              "(n=1) = one seed, no interval exists; Δ = ours - paper; "
               "'-' = not available; '?' = missing in the paper's source."]
     lines += [f'- {n}' for n in notes]
     return '\n'.join(lines) + '\n'
@@ -224,7 +483,9 @@ def to_markdown(df: pd.DataFrame, layout: Layout, notes: list[str], profile: str
 def _tex_escape(s: str) -> str:
     s = str(s)
     for a, b in (('\\', r'\textbackslash{}'), ('&', r'\&'), ('%', r'\%'), ('#', r'\#'), ('_', r'\_'),
-                 ('±', r'$\pm$'), ('Δ', r'$\Delta$'), ('~', r'\textasciitilde{}')):
+                 ('±', r'$\pm$'), ('Δ', r'$\Delta$'), ('~', r'\textasciitilde{}'), ('√', r'$\surd$'),
+                 ('²', r'$^2$'), ('·', r'$\cdot$'), ('α', r'$\alpha$'), ('∞', r'$\infty$'), ('⌈', r'$\lceil$'),
+                 ('⌉', r'$\rceil$')):
         s = s.replace(a, b)
     return s
 
@@ -292,10 +553,11 @@ def model_sizes(res: GridResult) -> dict:
     """Run name -> (params in M, source) for each run on disk (one build per run name).
 
     The number the job recorded in final_metrics.json when there is one; else the model built from the run's
-    data-only ``config.json`` (never from config text).
+    data-only ``config.json`` (never from config text), preferring the seeds the tables average (:func:`seed_group`).
     """
     sizes = {}
-    ordered = sorted(res.runs, key=lambda r: (math.isnan(r.row()['params_m']), r.config is None))
+    ordered = sorted(res.runs, key=lambda r: (math.isnan(r.row()['params_m']), r.config is None,
+                                              not _averaged(res, r)))
     for r in ordered:
         if r.run in sizes or (r.manifest is None and r.config is None):
             continue
@@ -306,12 +568,17 @@ def model_sizes(res: GridResult) -> dict:
     return sizes
 
 
+def _averaged(res: GridResult, r: RunRecord) -> bool:
+    """Whether ``r`` is one of the seeds the tables average for its run."""
+    return any(u is r for u in seed_group(res, r.run).used)
+
+
 def model_flops(res: GridResult, size: int) -> dict:
     """Run name -> (backbone GMACs at size x size, source) for grids whose tables have a FLOPs column."""
     if not any(c.metric == 'flops_g' for lay in LAYOUTS[res.grid] for c in lay.cols):
         return {}
     out = {}
-    for r in sorted(res.runs, key=lambda r: r.config is None):
+    for r in sorted(res.runs, key=lambda r: (r.config is None, not _averaged(res, r))):
         if r.run not in out and (r.config is not None or r.manifest is not None):
             out[r.run] = backbone_gmacs(r.config, size)
             if math.isnan(out[r.run][0]):
@@ -400,8 +667,8 @@ def main(argv: list[str] | None = None) -> int:
         out_root = Path(args.out) if args.out else RESULTS_DIR
         for g in grids:
             res = collect_grid(g, args.profile, root, seeds=seeds)
-            print_warnings(res)
             written = write_outputs(res, out_root / args.profile / g, force=args.force, flops_size=args.flops)
+            print_warnings(res)  # after the tables: they add what differs between seeds of another identity
             print(written.pop('_markdown'))
             for p in written.values():
                 print(f'wrote {p}')

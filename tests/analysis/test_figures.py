@@ -87,3 +87,40 @@ def test_explore_chosen_checkpoint_and_images(tmp_path):
     assert d[0] == 0 and len(f) == 5
     with pytest.raises(FileNotFoundError, match='no images'):
         fourier_analysis(checkpoint=str(ckpt), images=str(tmp_path), size=64)
+
+
+def _errorbars(ax):
+    """(x, half-height) of every error bar drawn on an axis."""
+    from matplotlib.container import ErrorbarContainer
+    out = []
+    for cont in ax.containers:
+        if isinstance(cont, ErrorbarContainer):
+            for seg in cont.lines[2][0].get_segments():
+                out.append((round(float(seg[0][0]), 6), (seg[1][1] - seg[0][1]) / 2))
+    return out
+
+
+def test_results_error_bars_are_the_tables_intervals(tmp_path):
+    """Error bars = the tables' 95% t-intervals; a one-seed run gets no bar (it used to get std 0: a fake ±0)."""
+    from analysis.figures import plot_results
+    from analysis.layouts import LAYOUTS
+    from analysis.tables import build_table
+    from tests.analysis.fakeruns import identity_run
+    root = tmp_path / 'runs'
+    for s, ap in enumerate((0.39, 0.41, 0.45)):
+        identity_run(root, 'N0', s, ap)
+    identity_run(root, 'N1', 0, 0.43)
+    res = collect_grid('N', 'tiny', root, expected=[('N0', s) for s in range(3)] + [('N1', 0)])
+    lay = LAYOUTS['N'][0]
+    df, _ = build_table(res, lay, sizes={})
+    fig = plot_results(res, lay, sizes={})
+    bars = _errorbars(fig.axes[0])
+    assert {x for x, _ in bars} == {0}  # N = 0 only; N = 1 (one seed) has none
+    sd = float(np.std([39, 41, 45], ddof=1))
+    assert sorted(h for _, h in bars) == pytest.approx(sorted([df.loc[0, 'APb ci95'], df.loc[0, 'APm ci95']]))
+    assert df.loc[0, 'APb ci95'] == pytest.approx(4.3026527 * sd / np.sqrt(3))
+    assert 'points without a bar: one seed, no interval exists' in ' '.join(fig._supxlabel.get_text().split())
+    one = collect_grid('N', 'tiny', root, expected=[('N0', 0), ('N1', 0)])
+    fig = plot_results(one, lay, sizes={})
+    assert _errorbars(fig.axes[0]) == []
+    assert 'no interval exists, so no error bars' in ' '.join(fig._supxlabel.get_text().split())

@@ -142,8 +142,12 @@ def test_table_values_from_runs(tmp_path):
     assert '1 failed' in rows['N = 2']['runs'] and '1 running' in rows['N = 4']['runs']
     assert rows['N = 6']['APb n'] == 0 and '2 missing' in rows['N = 6']['runs']
     md = to_markdown(df, LAYOUTS['N'][0], notes, 'tiny')
-    assert '| N = 0 | 11.0 ± 1.4 (n=2) | 40.2 | -29.2 |' in md
-    assert '| N = 6 | - | 44.7 | - |' in md
+    # ± is the half-width of the 95% t-interval (not the std): t(0.975, 1) * sqrt(2) / sqrt(2) = 12.706
+    half = 12.7062047 * math.sqrt(2) / math.sqrt(2)
+    assert n0['APb ci95'] == pytest.approx(half)
+    assert f'| N = 0 | 11.0 ± {half:.1f} (n=2) | 40.2 | -29.2 | base |' in md
+    assert '| N = 2 | 14.0 (n=1) | 43.9 | -29.9 | +3.0 |' in md  # one seed: no interval, not a fake ± 0
+    assert '| N = 6 | - | 44.7 | - | - |' in md
 
 
 def test_write_outputs_cli_and_readme(tmp_path, capsys):
@@ -210,7 +214,8 @@ def test_all_grids_with_runs(tmp_path, capsys):
     assert sorted(p.name for p in (out / 'tiny').iterdir()) == ['components', 'main-seg']
     assert {p.name for p in (out / 'tiny' / 'main-seg').iterdir()} >= {'table.md', 'table_A4.md', 'table_A4.csv'}
     t4 = (out / 'tiny' / 'main-seg' / 'table.md').read_text()
-    assert '| ViT-Adapter-S (IN-1K) | - | 31.9 | - | 30.0 | 46.1 | -16.1 |' in t4
+    assert '| ViT-Adapter-S (IN-1K) | - | 31.9 | - | 30.0 (n=1) | 46.1 | -16.1 |' in t4  # one seed: no interval
+    assert 'One finished seed per run: no interval exists' in t4
 
 
 def test_param_footnotes_in_the_paper_profile(tmp_path):
