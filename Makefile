@@ -18,7 +18,8 @@ RUNS_ROOT ?= runs
 export RUNS_ROOT
 
 .PHONY: install install-cuda test ablation-N ablation-components ablation-attention ablation-pretrain \
-        main-det main-seg tables figures summary bench-ops bench-adapter data-synthetic slurm-up slurm-down clean-venv
+        main-det main-seg tables figures summary bench-ops bench-adapter data-synthetic slurm-up slurm-down clean-venv \
+        gpu-check smoke-gpu
 
 install: $(STAMP)
 
@@ -28,8 +29,16 @@ $(STAMP): requirements.txt pyproject.toml tools/install.sh
 
 # For cluster users: a CUDA torch + mmcv (with CUDA ops) + this suite's CUDA kernel, built from source.
 # Set TORCH_CUDA_ARCH_LIST (e.g. "8.0;9.0") and have nvcc on PATH.
+# Produces (checked at the end of tools/install.sh, which prints the versions): torch 2.13.0 with the CUDA of the
+# index it comes from (PyPI's default Linux wheel, or e.g. PIP_INDEX_URL=https://download.pytorch.org/whl/cu130
+# for 2.13.0+cu130), mmcv 2.1.0 built here against that torch with CUDA ops (MMCV_WITH_OPS=1 FORCE_CUDA=1, the
+# local nvcc; 20-40 min), mmdet 3.3.0, mmseg 1.2.2, mmengine 0.10.7 and the rest of requirements.txt, this suite
+# editable, and the suite's MSDeformAttn CUDA kernel prebuilt for TORCH_CUDA_ARCH_LIST (default "8.0;9.0") in
+# $${VIT_ADAPTER_OPS_CACHE:-~/.cache/vit_adapter/ops}. It also marks the venv installed, so `make smoke-gpu` etc.
+# do not reinstall the CPU stack over it.
 install-cuda:
 	@CUDA=1 WHEELHOUSE="" PYTHON_SYS="$(PYTHON_SYS)" VENV="$(VENV)" bash tools/install.sh
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 # pytest exits 5 when it collects no test: reported, not hidden behind make's generic error.
 PYTEST_ARGS ?=
@@ -70,3 +79,22 @@ slurm-down:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# ---------------------------------------------------------------------------------------------------------------
+# GPU proof (tools/gpu_check.py): builds the op (sm_90 + TORCH_CUDA_ARCH_LIST), `pytest -m cuda tests/ops`, the op
+# benchmark (every backend, fp32/bf16, S/B/L shapes at 1024, ratio to the memory floor) and the backbone benchmark
+# (ViT vs ViT-Adapter T/S/B/L, 1024, batch 2, bf16). No venv, no pip, no mmcv/mmdet/mmseg: it runs on whatever python
+# has a CUDA torch (CHECK_PY: PY if given on the command line, else the venv's python if there is one, else python3).
+#   make gpu-check PY=python3                 # on the GPU machine (about 3-5 min on an H200)
+#   make gpu-check DEVICE=cpu                 # the same driver on a CPU, small shapes (about 20 s)
+DEVICE ?= cuda
+CHECK_PY = $(if $(filter command line environment,$(origin PY)),$(PY),$(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3))
+gpu-check:
+	DEVICE=$(DEVICE) $(CHECK_PY) tools/gpu_check.py
+
+# One training and one validation step of each paper config family (Mask R-CNN 1x at 1344x800, UperNet and Semantic
+# FPN at 512x512) on one device with synthetic COCO/ADE data (experiments/smoke.py). Needs mmdet/mmseg (after
+# `make install` or `make install-cuda`).  DEVICE=cpu runs it on the CPU (slowly).  SMOKE_ARGS: e.g. --arch B.
+SMOKE_ARGS ?=
+smoke-gpu: install
+	$(PY) -m experiments.smoke --device $(DEVICE) $(SMOKE_ARGS)

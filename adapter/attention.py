@@ -55,9 +55,31 @@ def grid_centres(shapes: Shapes, device=None) -> torch.Tensor:
     return torch.cat(pts, 0)
 
 
+_SHAPES_CACHE: dict = {}
+
+
 def _shapes_tensors(shapes: Shapes, device) -> Tuple[torch.Tensor, torch.Tensor]:
-    spatial = torch.as_tensor([list(s) for s in shapes], dtype=torch.long, device=device)
-    start = torch.cat([spatial.new_zeros(1), (spatial[:, 0] * spatial[:, 1]).cumsum(0)[:-1]])
+    """(spatial_shapes, level_start_index) of ``shapes`` on ``device``, made once per (shapes, device).
+
+    Built on the host from Python ints and copied once: a fresh ``torch.as_tensor(..., device='cuda')`` in every
+    forward would be a pageable host-to-device copy per call (host-blocking, and not allowed while a CUDA graph
+    is being captured). The cached tensors are read-only inputs of the op. While tracing (torch.compile) they are
+    built fresh, so the graph holds them as constants.
+    """
+    key = (tuple((int(h), int(w)) for h, w in shapes), str(torch.device(device)))
+    hit = None if torch.compiler.is_compiling() else _SHAPES_CACHE.get(key)
+    if hit is not None:
+        return hit
+    table = [list(s) for s in key[0]]
+    starts = [0]
+    for h, w in key[0][:-1]:
+        starts.append(starts[-1] + h * w)
+    spatial = torch.as_tensor(table, dtype=torch.long, device=device)
+    start = torch.as_tensor(starts, dtype=torch.long, device=device)
+    if not torch.compiler.is_compiling():
+        if len(_SHAPES_CACHE) > 64:  # a few input sizes per process; bound it anyway
+            _SHAPES_CACHE.clear()
+        _SHAPES_CACHE[key] = (spatial, start)
     return spatial, start
 
 

@@ -120,7 +120,7 @@ def build_config(spec: RunSpec, profile: str, extra: dict, runs_root: Path, dry_
     cfg.merge_from_dict(extra)
     # A backbone override (the tiny grids' widths, --cfg-options model.backbone.arch=...) reaches the neck / heads.
     cfg.model = rewire(cfg.model.to_dict())
-    cfg.randomness = dict(seed=spec.seed, deterministic=True)
+    cfg.randomness = dict(seed=spec.seed, deterministic=cfg.get('randomness', {}).get('deterministic', profile != 'paper'))
     return cfg, overrides, notes
 
 

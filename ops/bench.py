@@ -23,6 +23,7 @@ Usage::
 
     python -m ops.bench                       # CPU, 2 threads, 512 and 1024 inputs, batch 1 and 2
     python -m ops.bench --device cuda         # every backend available on the GPU
+    python -m ops.bench --device cuda --archs S B L --dtypes float32 bfloat16 --sizes 1024
     python -m ops.bench --sizes 512 --batches 1 --repeats 3
     python -m ops.bench --readme              # also refresh the table in ops/README.md
     python -m ops.bench --malloc default      # glibc's default allocator (see ops/allocator.py)
@@ -44,6 +45,10 @@ from . import allocator, functions
 from .functions import ms_deform_attn
 
 HEADS, CHANNELS, POINTS = 6, 64, 4
+# (deformable heads, value channels per head) of each ViT-Adapter size: deform_heads and
+# embed_dim * deform_ratio / deform_heads of adapter/presets.py (tests/ops/test_bench.py checks they agree).
+ARCH_SHAPES = {'T': (6, 32), 'S': (6, 64), 'B': (12, 32), 'L': (16, 32)}
+DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float64': torch.float64}
 RESULTS_DIR = Path(__file__).resolve().parent / 'bench_results'
 
 
@@ -60,8 +65,11 @@ def _reference_points(shapes: list[tuple[int, int]]) -> torch.Tensor:
     return torch.cat(pts)
 
 
-def make_inputs(call: str, size: int, batch: int, device: str, dtype=torch.float32, seed: int = 0):
-    """Inputs of one ViT-Adapter-S MSDeformAttn call ('injector' or 'extractor') at a square input ``size``."""
+def make_inputs(call: str, size: int, batch: int, device: str, dtype=torch.float32, seed: int = 0,
+                heads: int = HEADS, channels: int = CHANNELS):
+    """Inputs of one ViT-Adapter MSDeformAttn call ('injector' or 'extractor') at a square input ``size``
+    (``heads`` x ``channels``: ViT-Adapter-S by default, see ``ARCH_SHAPES``). float16/bfloat16 values come
+    with float32 locations and weights."""
     g = torch.Generator().manual_seed(seed)
     if call == 'injector':
         query_shapes, value_shapes = _levels(size, (16,)), _levels(size, (8, 16, 32))
@@ -75,13 +83,13 @@ def make_inputs(call: str, size: int, batch: int, device: str, dtype=torch.float
     s, n_levels = int(sizes.sum()), len(value_shapes)
     ref = _reference_points(query_shapes)  # (Lq, 2)
     lq = ref.shape[0]
-    value = torch.randn(batch, s, HEADS, CHANNELS, generator=g)
+    value = torch.randn(batch, s, heads, channels, generator=g)
     # Offsets of a few pixels on each level (the module's init spreads points 1..P pixels along a direction).
     wh = torch.tensor([[w, h] for h, w in value_shapes], dtype=torch.float32)  # (L, 2) as (x, y) normalisers
-    offsets = torch.randn(batch, lq, HEADS, n_levels, POINTS, 2, generator=g) * 2.0
+    offsets = torch.randn(batch, lq, heads, n_levels, POINTS, 2, generator=g) * 2.0
     loc = ref[None, :, None, None, None, :] + offsets / wh[None, None, None, :, None, :]
-    logits = torch.randn(batch, lq, HEADS, n_levels * POINTS, generator=g)
-    weights = logits.softmax(-1).view(batch, lq, HEADS, n_levels, POINTS)
+    logits = torch.randn(batch, lq, heads, n_levels * POINTS, generator=g)
+    weights = logits.softmax(-1).view(batch, lq, heads, n_levels, POINTS)
     out = [value.to(dtype), shapes, starts, loc, weights.to(dtype if dtype == torch.float64 else torch.float32)]
     if dtype == torch.float64:
         out[3] = out[3].double()
@@ -139,8 +147,7 @@ def _calls(inputs, backend: str, device: str):
             ms_deform_attn(value, shapes, starts, loc, weights, backend=backend)
 
     v, l_, w = (t.detach().requires_grad_() for t in (value, loc, weights))
-    grad = torch.randn(value.shape[0], loc.shape[1], value.shape[2] * value.shape[3], device=device,
-                       dtype=value.dtype)
+    grad = torch.randn(value.shape[0], loc.shape[1], value.shape[2] * value.shape[3], device=device).to(value.dtype)
 
     def fwd_bwd():
         out = ms_deform_attn(v, shapes, starts, l_, w, backend=backend)
@@ -194,26 +201,29 @@ def available_backends(device: str) -> list[str]:
 
 def run(device: str = 'cpu', sizes=(512, 1024), batches=(1, 2), repeats: int = 5, threads: int = 2,
         calls=('injector', 'extractor'), out_dir: Path | None = RESULTS_DIR,
-        readme: bool = False) -> list[dict]:
-    """Run the benchmark; returns one row per (call, size, batch, backend) and writes the tables.
+        readme: bool = False, archs=('S',), dtypes=('float32',), tag: str = '') -> list[dict]:
+    """Run the benchmark; returns one row per (arch, dtype, call, size, batch, backend) and writes the tables.
 
-    With ``readme=True`` (and ``out_dir``) the saved markdown table also replaces the one in ops/README.md.
+    ``archs``: ViT-Adapter sizes whose (heads, channels) to use (``ARCH_SHAPES``); ``dtypes``: value dtypes
+    ('float32', 'bfloat16', 'float16'; locations and weights stay float32). ``tag`` is appended to the saved
+    file names. With ``readme=True`` (and ``out_dir``) the saved markdown table also replaces the one in
+    ops/README.md.
     """
     torch.set_num_threads(threads)
     load_before = os.getloadavg()[0]
     backends = available_backends(device)
     bw = copy_bandwidth(device)
     rows = []
-    for size in sizes:
-        for batch in batches:
-            for call in calls:
-                inputs = make_inputs(call, size, batch, device)
+    for arch, dtype_name, size, batch, call in [(a, t, z, b, c) for a in archs for t in dtypes for z in sizes
+                                                for b in batches for c in calls]:
+                heads, channels = ARCH_SHAPES[arch]
+                inputs = make_inputs(call, size, batch, device, DTYPES[dtype_name], heads=heads, channels=channels)
                 fb, fbb = floor_bytes(inputs)
                 results = bench_shape(inputs, backends, device, repeats)
                 ref_times = results['reference'][:2]
                 for backend in backends:
                     t_f, t_fb, min_f, min_fb = results[backend]
-                    row = dict(call=call, input=size, batch=batch, backend=backend,
+                    row = dict(call=call, input=size, batch=batch, backend=backend, arch=arch, dtype=dtype_name,
                                lq=inputs[3].shape[1], s=inputs[0].shape[1],
                                fwd_ms=t_f * 1e3, fwd_bwd_ms=t_fb * 1e3,
                                fwd_min_ms=min_f * 1e3, fwd_bwd_min_ms=min_fb * 1e3,
@@ -227,7 +237,7 @@ def run(device: str = 'cpu', sizes=(512, 1024), batches=(1, 2), repeats: int = 5
         f' Load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after the run '
         f'({os.cpu_count()} CPUs; other jobs sharing the cores slow every row).')
     if out_dir is not None:
-        md = _save(rows, header, device, out_dir)
+        md = _save(rows, header, device, out_dir, tag)
         if readme:
             update_readme(md, device.split(':')[0])
     return rows
@@ -238,7 +248,8 @@ _COLS = ['call', 'input', 'batch', 'backend', 'fwd_ms', 'fwd_speedup', 'fwd_x_fl
 
 
 def _fmt_row(r: dict) -> str:
-    return (f"| {r['call']} | {r['input']} | {r['batch']} | {r['backend']} | {r['fwd_ms']:.2f} ({r['fwd_min_ms']:.2f}) | "
+    return (f"| {r['call']} | {r['input']} | {r['batch']} | {r['backend']} | {r.get('arch', 'S')} | "
+            f"{r.get('dtype', 'float32')} | {r['fwd_ms']:.2f} ({r['fwd_min_ms']:.2f}) | "
             f"{r['fwd_speedup']:.1f}x | {r['fwd_x_floor']:.1f} | {r['fwd_bwd_ms']:.2f} ({r['fwd_bwd_min_ms']:.2f}) | "
             f"{r['fwd_bwd_speedup']:.1f}x | {r['fwd_bwd_x_floor']:.1f} | {r['fwd_gbps']:.1f} | "
             f"{r['fwd_bwd_gbps']:.1f} |")
@@ -253,18 +264,16 @@ def _header(device: str, threads: int, bw: float, repeats: int) -> str:
             f'pass / copy bandwidth. Allocator: {allocator.describe()}.')
 
 
-def _save(rows: list[dict], header: str, device: str, out_dir: Path) -> Path:
+def _save(rows: list[dict], header: str, device: str, out_dir: Path, tag: str = '') -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S')
-    base = out_dir / f"{device.split(':')[0]}_{stamp}"
+    base = out_dir / f"{device.split(':')[0]}_{stamp}{tag}"
     with open(f'{base}.csv', 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     lines = [header, '',
-             '| call | input | batch | backend | fwd ms (min) | fwd vs ref | fwd x floor | fwd+bwd ms (min) | '
-             'fwd+bwd vs ref | fwd+bwd x floor | fwd GB/s | fwd+bwd GB/s |',
-             '|' + '---|' * 12]
+             TABLE_HEAD, '|' + '---|' * 14]
     lines += [_fmt_row(r) for r in rows]
     Path(f'{base}.md').write_text('\n'.join(lines) + '\n')
     print(f'saved {base}.md and {base}.csv')
@@ -272,6 +281,8 @@ def _save(rows: list[dict], header: str, device: str, out_dir: Path) -> Path:
 
 
 README = Path(__file__).resolve().parent / 'README.md'
+TABLE_HEAD = ('| call | input | batch | backend | arch | dtype | fwd ms (min) | fwd vs ref | fwd x floor | '
+              'fwd+bwd ms (min) | fwd+bwd vs ref | fwd+bwd x floor | fwd GB/s | fwd+bwd GB/s |')
 
 
 def update_readme(md_path: Path, device: str, readme: Path = README) -> None:
@@ -296,6 +307,10 @@ def main(argv=None) -> None:
     parser.add_argument('--repeats', type=int, default=5,
                         help='rounds per shape; every round times each backend in turn')
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--archs', nargs='+', default=['S'], choices=sorted(ARCH_SHAPES),
+                        help='ViT-Adapter sizes whose deformable heads x channels to use (default S: 6 x 64)')
+    parser.add_argument('--dtypes', nargs='+', default=['float32'], choices=sorted(DTYPES),
+                        help='value dtypes (locations and weights stay float32)')
     parser.add_argument('--no-save', action='store_true')
     parser.add_argument('--readme', action='store_true', help='also put the table into ops/README.md')
     parser.add_argument('--malloc', choices=['tuned', 'default'], default='tuned',
@@ -304,10 +319,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.malloc == 'tuned':
         allocator.tune_glibc_malloc()
-    print('| call | input | batch | backend | fwd ms (min) | fwd vs ref | fwd x floor | fwd+bwd ms (min) | fwd+bwd vs ref | '
-          'fwd+bwd x floor | fwd GB/s | fwd+bwd GB/s |')
+    print(TABLE_HEAD)
     run(args.device, tuple(args.sizes), tuple(args.batches), args.repeats, args.threads, tuple(args.calls),
-        None if args.no_save else RESULTS_DIR, readme=args.readme)
+        None if args.no_save else RESULTS_DIR, readme=args.readme, archs=tuple(args.archs),
+        dtypes=tuple(args.dtypes))
 
 
 if __name__ == '__main__':

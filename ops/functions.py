@@ -212,13 +212,8 @@ def _validate(value, spatial_shapes, level_start_index, sampling_locations, atte
 
 
 def _reference(value, spatial_shapes, level_start_index, sampling_locations, attention_weights):
-    if value.dtype in (torch.float64, torch.float32):
-        return ms_deform_attn_reference(value, spatial_shapes, level_start_index, sampling_locations,
-                                        attention_weights)
-    # Reduced precision: compute in float32, return the value dtype.
-    out = ms_deform_attn_reference(value.float(), spatial_shapes, level_start_index, sampling_locations.float(),
-                                   attention_weights.float())
-    return out.to(value.dtype)
+    # The reference itself computes reduced-precision values in float32 and returns the value dtype.
+    return ms_deform_attn_reference(value, spatial_shapes, level_start_index, sampling_locations, attention_weights)
 
 
 def ms_deform_attn(value: torch.Tensor, spatial_shapes: torch.Tensor, level_start_index: torch.Tensor,

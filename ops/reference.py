@@ -28,8 +28,14 @@ def ms_deform_attn_reference(value: torch.Tensor, spatial_shapes: torch.Tensor,
         sampling_locations: (N, Lq, M, L, P, 2) normalised (x, y) in [0, 1].
         attention_weights: (N, Lq, M, L, P), usually softmax-normalised over (L, P).
 
+    Dtypes: float64 / float32 values take locations and weights of their own dtype. float16 / bfloat16 values
+    take float32 locations and weights (recommended: bf16 resolves only 0.5 px on a 128-pixel map) or their own
+    dtype; they are computed in float32 (sampling, weighting and the sum over levels and points, forward and
+    backward: autograd runs through the casts) and the output is rounded once to the value dtype. Gradients come
+    back in each input's own dtype.
+
     Returns:
-        (N, Lq, M * D)
+        (N, Lq, M * D) in the dtype of value.
 
     Raises:
         ValueError: the level table is inconsistent (H or W <= 0, H*W or the sum beyond int64, sum != S,
@@ -47,6 +53,13 @@ def ms_deform_attn_reference(value: torch.Tensor, spatial_shapes: torch.Tensor,
           |x| * W beyond about 3.4e38; the reference also when |x| > 1.7e38, where ``2 * x - 1`` overflows).
         * with D = 0 channels the output is empty and every gradient is zero.
     """
+    out_dtype = value.dtype
+    if value.dtype in (torch.float16, torch.bfloat16):
+        # fp32 accumulation; the casts are differentiable, so backward accumulates in fp32 as well.
+        value = value.float()
+    compute = value.dtype
+    sampling_locations = sampling_locations.to(compute)
+    attention_weights = attention_weights.to(compute)
     n, s, m, d = value.shape
     _, lq, _, n_levels, n_points, _ = sampling_locations.shape
     shapes = spatial_shapes.tolist()
@@ -66,4 +79,4 @@ def ms_deform_attn_reference(value: torch.Tensor, spatial_shapes: torch.Tensor,
     # (N*M, D, Lq, L, P) weighted by (N*M, 1, Lq, L, P)
     attn = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, n_levels, n_points)
     out = (torch.stack(sampled, dim=-2) * attn).sum((-1, -2))
-    return out.view(n, m * d, lq).transpose(1, 2).contiguous()
+    return out.view(n, m * d, lq).transpose(1, 2).contiguous().to(out_dtype)

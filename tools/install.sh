@@ -58,3 +58,10 @@ $PIP install -q -r requirements.txt "torch==$TORCH_VERSION" "mmcv==$MMCV_VERSION
 say "installing this suite in editable mode"
 $PIP install -q --no-build-isolation --no-deps -e .
 "$PY" -c "import torch, mmcv, mmcv.ops, mmdet, mmseg, mmengine; print('[install] ok: torch', torch.__version__, 'mmcv', mmcv.__version__, '(ops compiled)', 'mmdet', mmdet.__version__, 'mmseg', mmseg.__version__, 'mmengine', mmengine.__version__)"
+if [ "${CUDA:-0}" = "1" ]; then
+  "$PY" -c "import torch, mmcv.ops; print('[install] CUDA: torch.version.cuda', torch.version.cuda, '| mmcv ops compiled with CUDA', mmcv.ops.get_compiling_cuda_version())"
+  export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-8.0;9.0}"
+  say "prebuilding the suite's MSDeformAttn CUDA kernel for TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST"
+  "$PY" -c "from ops._build import load_extension; m = load_extension('cuda'); print('[install] kernel', m.__name__)" \
+    || say "warning: the CUDA kernel did not build now (it builds on first use; see ops/README.md)"
+fi

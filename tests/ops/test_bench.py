@@ -35,3 +35,23 @@ def test_run_writes_a_row_per_backend_with_ratios_to_the_reference(tmp_path):
     assert rows[1]['fwd_speedup'] == pytest.approx(rows[0]['fwd_ms'] / rows[1]['fwd_ms'])
     saved = list(tmp_path.glob('cpu_*.md'))
     assert len(saved) == 1 and '| extractor | 64 | 1 | cpu |' in saved[0].read_text()
+
+
+def test_arch_shapes_follow_the_presets():
+    from adapter.presets import get_preset
+    for arch, (heads, channels) in bench.ARCH_SHAPES.items():
+        p = get_preset(arch)
+        assert (heads, channels) == (p['deform_heads'], int(p['embed_dim'] * p['deform_ratio']) // p['deform_heads'])
+
+
+def test_run_takes_archs_and_dtypes(tmp_path):
+    threads = torch.get_num_threads()
+    try:
+        rows = bench.run('cpu', sizes=(32,), batches=(1,), repeats=1, threads=1, calls=('injector',),
+                         out_dir=tmp_path, archs=('B',), dtypes=('float32', 'bfloat16'), tag='_t')
+    finally:
+        torch.set_num_threads(threads)
+    assert [(r['arch'], r['dtype'], r['backend']) for r in rows] == [
+        ('B', 'float32', 'reference'), ('B', 'float32', 'cpu'), ('B', 'bfloat16', 'reference'), ('B', 'bfloat16', 'cpu')]
+    text = next(tmp_path.glob('cpu_*_t.md')).read_text()
+    assert '| injector | 32 | 1 | cpu | B | bfloat16 |' in text

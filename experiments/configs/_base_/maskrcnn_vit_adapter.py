@@ -75,7 +75,7 @@ model = wire(
 # the LayerNorms and the adapter's *_norm / norm1..4 layers, not the BatchNorms of the SPM stem, whose weights
 # are decayed). T 1x and the L rows change it (maskrcnn_vit_adapter_T_1x.py, maskrcnn_vit_adapter_L.py).
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='AmpOptimWrapper', dtype='bfloat16', loss_scale=1.0,  # AMP bf16 (experiments/amp.py)
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(custom_keys={'level_embed': dict(decay_mult=0.0), 'pos_embed': dict(decay_mult=0.0),
                                     'norm': dict(decay_mult=0.0), 'bias': dict(decay_mult=0.0)}),

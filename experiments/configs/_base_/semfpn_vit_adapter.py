@@ -25,7 +25,7 @@ model = wire(
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     test_cfg=dict(mode='whole'))
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='AmpOptimWrapper', dtype='bfloat16', loss_scale=1.0,  # AMP bf16 (experiments/amp.py)
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-4),
     paramwise_cfg=dict(custom_keys=dict(level_embed=dict(decay_mult=0.0), pos_embed=dict(decay_mult=0.0),
                                         cls_token=dict(decay_mult=0.0))))

@@ -34,7 +34,7 @@ model = wire(
 # layer-wise lr decay 0.95 over the ViT blocks (experiments/optim.py, the official LayerDecayOptimizerConstructor's
 # rule; the blocks are counted in the model). T, L and the ImageNet-22K B row change lr / wd in their own files.
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='AmpOptimWrapper', dtype='bfloat16', loss_scale=1.0,  # AMP bf16 (experiments/amp.py)
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
     constructor='ViTLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.95))

@@ -59,7 +59,9 @@ test_evaluator = val_evaluator
 
 max_iters = 400
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-optim_wrapper = dict(optimizer=dict(lr=4e-4))  # from scratch on a small set: 4x the paper's lr
+# CPU profile: the paper's optimiser in fp32 (the paper configs' AmpOptimWrapper needs a GPU; experiments/amp.py).
+from experiments.amp import fp32_optim_wrapper  # noqa: E402
+optim_wrapper = fp32_optim_wrapper(_base_.optim_wrapper, optimizer=dict(lr=4e-4))  # from scratch on a small set: 4x the paper's lr
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=30),
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,

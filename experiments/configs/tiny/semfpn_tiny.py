@@ -13,7 +13,9 @@ model = wire(
     backbone=dict(arch='tiny', norm='BN', pretrained=None),
     neck=dict(out_channels=64),
     decode_head=dict(in_channels=[64] * 4, channels=32, num_classes=num_classes, norm_cfg=norm_cfg))
-optim_wrapper = dict(optimizer=dict(lr=4e-4))
+# CPU profile: the paper's optimiser in fp32 (the paper configs' AmpOptimWrapper needs a GPU; experiments/amp.py).
+from experiments.amp import fp32_optim_wrapper  # noqa: E402
+optim_wrapper = fp32_optim_wrapper(_base_.optim_wrapper, optimizer=dict(lr=4e-4))
 max_iters = 300
 param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0.0, by_epoch=False, begin=0, end=max_iters)]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

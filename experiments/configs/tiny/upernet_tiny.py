@@ -18,7 +18,9 @@ model = wire(
     decode_head=dict(channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
     auxiliary_head=dict(channels=32, num_classes=num_classes, norm_cfg=norm_cfg),
     test_cfg=dict(_delete_=True, mode='whole'))
-optim_wrapper = dict(optimizer=dict(lr=4e-4))
+# CPU profile: the paper's optimiser in fp32 (the paper configs' AmpOptimWrapper needs a GPU; experiments/amp.py).
+from experiments.amp import fp32_optim_wrapper  # noqa: E402
+optim_wrapper = fp32_optim_wrapper(_base_.optim_wrapper, optimizer=dict(lr=4e-4))
 max_iters = 300
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=30),

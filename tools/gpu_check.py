@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""``make gpu-check``: prove the GPU path of this suite on one machine, in one command, in a few minutes.
+
+Needs only torch (CUDA build), nvcc, numpy and pytest: no mmcv / mmdet / mmseg / mmengine (they are blocked in this
+process: importing one, even indirectly, fails the check), no virtual environment, no pip, no internet. Steps, each
+timed and reported even when an earlier one failed (exit status 1 if any failed):
+
+1. environment: python, torch, CUDA, GPU, nvcc, ``TORCH_CUDA_ARCH_LIST``;
+2. build the op: ``ops._build.load_extension('cuda')`` for sm_90 plus whatever ``TORCH_CUDA_ARCH_LIST`` says
+   (``--device cpu``: the CPU kernel);
+3. ``pytest -m cuda tests/ops`` (the CUDA kernels against the reference, fp64/fp32/fp16/bf16, gradients, no host
+   sync, CUDA-graph capture, torch.compile reduce-overhead; on a CPU machine they all skip);
+4. the op benchmark (``ops.bench``): every backend of the device, fp32 and bf16 values, the ViT-Adapter S, B and L
+   shapes at a 1024 input, batch 1 and 2, time relative to the memory floor; saved under ``ops/bench_results/``;
+5. the backbone benchmark (``adapter.bench_device``): plain ViT vs ViT-Adapter T/S/B/L at 1024, batch 2, bf16
+   autocast, forward and forward+backward, peak memory, time ratio beside the FLOP ratio; saved under
+   ``adapter/bench_results/``.
+
+A summary (steps, status, seconds, the files written) is printed and saved as
+``ops/bench_results/<device>_<stamp>_gpucheck_summary.md``.
+
+Usage::
+
+    python3 tools/gpu_check.py                      # CUDA, full shapes (about 3-5 min on an H200)
+    python3 tools/gpu_check.py --device cpu --tiny  # CPU, small shapes, a few iterations (tests; ~30 s)
+    make gpu-check [PY=python3] [DEVICE=cpu] [TINY=1]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.abc
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FORBIDDEN = ('mmcv', 'mmdet', 'mmseg', 'mmengine')
+PYTEST_TIMEOUT_S = 360
+
+
+class _Forbid(importlib.abc.MetaPathFinder):
+    """Makes ``import mmcv`` (and mmdet, mmseg, mmengine) fail in this process, so the check proves the GPU path
+    does not need them even indirectly."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split('.')[0] in FORBIDDEN:
+            raise ImportError(f'gpu_check: {fullname} imported on the GPU-check path; it must not need '
+                              f'{"/".join(FORBIDDEN)} (the GPU machine has none)')
+        return None
+
+
+def forbid_mm() -> None:
+    loaded = [m for m in sys.modules if m.split('.')[0] in FORBIDDEN]
+    if loaded:
+        raise RuntimeError(f'gpu_check: already imported: {loaded}')
+    sys.meta_path.insert(0, _Forbid())
+
+
+def arch_list(env: str | None) -> str:
+    """sm_90 ('9.0') plus the entries of ``TORCH_CUDA_ARCH_LIST`` (';' or space separated), without repeats."""
+    items = ['9.0'] + [a for a in (env or '').replace(';', ' ').split() if a]
+    seen = []
+    for a in items:
+        if a not in seen:
+            seen.append(a)
+    return ';'.join(seen)
+
+
+def _environment(device: str) -> list[str]:
+    import torch
+    lines = [f'python {platform.python_version()} ({sys.executable})', f'torch {torch.__version__}, CUDA '
+             f'{torch.version.cuda}, cuda available: {torch.cuda.is_available()}']
+    if device == 'cuda':
+        if not torch.cuda.is_available():
+            raise RuntimeError('gpu_check: --device cuda but torch sees no GPU (use DEVICE=cpu for the CPU run)')
+        p = torch.cuda.get_device_properties(0)
+        lines.append(f'GPU {p.name}, {p.total_memory / 2 ** 30:.0f} GiB, sm_{p.major}{p.minor}, '
+                     f'{p.multi_processor_count} SMs')
+        nvcc = shutil.which('nvcc') or (os.path.join(os.environ['CUDA_HOME'], 'bin', 'nvcc')
+                                        if os.environ.get('CUDA_HOME') else None)
+        if nvcc and os.path.exists(nvcc):
+            out = subprocess.run([nvcc, '--version'], capture_output=True, text=True).stdout.strip().splitlines()
+            lines.append(f'nvcc: {out[-1] if out else "?"} ({nvcc})')
+        else:
+            lines.append('nvcc: not found (the build will fail; put it on PATH or set CUDA_HOME)')
+        lines.append(f'TORCH_CUDA_ARCH_LIST={os.environ.get("TORCH_CUDA_ARCH_LIST")}')
+    else:
+        lines.append(f'CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
+                     f'torch threads {torch.get_num_threads()}')
+    return lines
+
+
+def _build(device: str) -> list[str]:
+    from ops import _build, functions
+    kind = 'cuda' if device == 'cuda' else 'cpu'
+    t0 = time.perf_counter()
+    was = _build.is_loaded(kind)
+    mod = _build.load_extension(kind)
+    functions.reset_backend_cache()
+    where = _build.cache_root() / _build.extension_name(kind)
+    return [f'{kind} kernel {"already loaded" if was else "built or loaded from cache"} in '
+            f'{time.perf_counter() - t0:.1f} s: {where} ({mod.__name__})']
+
+
+def _pytest(device: str, out_dir: Path, stamp: str) -> list[str]:
+    log = out_dir / f'{device}_{stamp}_gpucheck_pytest.log'
+    cmd = [sys.executable, '-m', 'pytest', '-m', 'cuda', '-q', '-rs', '-p', 'no:cacheprovider', 'tests/ops']
+    env = dict(os.environ)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=PYTEST_TIMEOUT_S)
+    log.write_text(f'$ {" ".join(cmd)}\n\n{proc.stdout}\n{proc.stderr}')
+    tail = [ln for ln in proc.stdout.strip().splitlines() if ln.strip()][-1:] or ['(no output)']
+    ok = proc.returncode == 0 or (proc.returncode == 5 and device != 'cuda')
+    if not ok:
+        raise RuntimeError(f'pytest -m cuda exited {proc.returncode}: {tail[0]} (log {log})')
+    if device == 'cuda' and ' skipped' in tail[0] and ' passed' not in tail[0]:
+        raise RuntimeError(f'pytest -m cuda ran nothing on the GPU: {tail[0]} (log {log})')
+    return [f'pytest -m cuda tests/ops: {tail[0]}', f'log: {_rel(log)}']
+
+
+SHORT = {'float32': 'fp32', 'bfloat16': 'bf16'}
+
+
+def _op_bench(device: str, tiny: bool, out_dir: Path) -> tuple[list[str], Path]:
+    from ops import bench
+    if tiny:
+        kw = dict(sizes=(64,), batches=(1,), repeats=1, archs=('S', 'L'))
+    else:
+        kw = dict(sizes=(1024,), batches=(1, 2), repeats=5, archs=('S', 'B', 'L'))
+    print(bench.TABLE_HEAD)
+    rows = bench.run(device, calls=('injector', 'extractor'), threads=os.cpu_count() if device == 'cuda' else 2,
+                     out_dir=out_dir, dtypes=('float32', 'bfloat16'), tag='_gpucheck', **kw)
+    md = sorted(out_dir.glob(f'{device}_*_gpucheck.md'))[-1]
+    kernel = [r for r in rows if r['backend'] != 'reference']
+    lines = [f'{len(rows)} rows ({sorted({r["backend"] for r in rows})}), table {_rel(md)}']
+    if kernel:
+        lines.append('compiled kernel fwd+bwd x memory floor: ' + ', '.join(
+            f"{r['arch']}/{SHORT[r['dtype']]}/{r['call'][:3]}/b{r['batch']} {r['fwd_bwd_x_floor']:.0f}x"
+            for r in kernel))
+    return lines, md
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
+def _backbone_bench(device: str, tiny: bool, out_dir: Path) -> tuple[list[str], Path]:
+    from adapter import bench_device
+    if tiny:
+        kw = dict(archs=('T',), size=64, batch=1, iters=1, warmup=0)
+    else:
+        kw = dict(archs=('T', 'S', 'B', 'L'), size=1024, batch=2, iters=10, warmup=3)
+    rows, md = bench_device.run(device=device, dtype='bfloat16', tag='_gpucheck', out_dir=out_dir, **kw)
+    return [f"{r['arch']}: fwd+bwd time ratio {r['fwdbwd_time_ratio']:.2f} vs FLOP ratio {r['flop_ratio']:.2f}"
+            for r in rows] + [f'table {_rel(md)}'], md
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--device', choices=['cuda', 'cpu'], default=os.environ.get('DEVICE') or 'cuda')
+    ap.add_argument('--tiny', action='store_true', default=os.environ.get('TINY', '') not in ('', '0'),
+                    help='small shapes, a few iterations (default on with --device cpu)')
+    ap.add_argument('--ops-out', type=Path, default=ROOT / 'ops' / 'bench_results',
+                    help='where the op tables, the pytest log and the summary go')
+    ap.add_argument('--adapter-out', type=Path, default=ROOT / 'adapter' / 'bench_results',
+                    help='where the backbone tables go')
+    ap.add_argument('--skip', nargs='*', default=[], choices=['build', 'pytest', 'ops', 'backbone'])
+    args = ap.parse_args(argv)
+    tiny = args.tiny or args.device == 'cpu'
+    sys.path.insert(0, str(ROOT))
+    os.chdir(ROOT)
+    forbid_mm()
+    if args.device == 'cuda':
+        os.environ['TORCH_CUDA_ARCH_LIST'] = arch_list(os.environ.get('TORCH_CUDA_ARCH_LIST'))
+    stamp = dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S')
+    out_dir = args.ops_out.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    steps = [('environment', lambda: _environment(args.device)), ('build', lambda: _build(args.device)),
+             ('pytest', lambda: _pytest(args.device, out_dir, stamp)),
+             ('ops', lambda: _op_bench(args.device, tiny, out_dir)[0]),
+             ('backbone', lambda: _backbone_bench(args.device, tiny, args.adapter_out.resolve())[0])]
+    results, t_all = [], time.perf_counter()
+    for name, fn in steps:
+        if name in args.skip:
+            results.append((name, 'skipped', 0.0, []))
+            continue
+        print(f'\n== gpu-check: {name} ==', flush=True)
+        t0 = time.perf_counter()
+        try:
+            lines, status = fn(), 'ok'
+        except Exception as exc:  # report and go on: one run gives every answer it can
+            traceback.print_exc()
+            lines, status = [f'{type(exc).__name__}: {exc}'], 'FAILED'
+        results.append((name, status, time.perf_counter() - t0, lines))
+        for ln in lines:
+            print(f'  {ln}', flush=True)
+    total = time.perf_counter() - t_all
+    summary = [f'# gpu-check {args.device}{" (tiny)" if tiny else ""}, {stamp} UTC, {total:.0f} s in all', '',
+               '| step | status | seconds | result |', '|---|---|---|---|']
+    summary += [f'| {n} | {s} | {t:.1f} | {"<br>".join(ln.replace("|", "/") for ln in lines)} |'
+                for n, s, t, lines in results]
+    path = out_dir / f'{args.device}_{stamp}_gpucheck_summary.md'
+    path.write_text('\n'.join(summary) + '\n')
+    print('\n' + '\n'.join(summary) + f'\n\nsaved {path}')
+    return 1 if any(s == 'FAILED' for _, s, _, _ in results) else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
