@@ -97,6 +97,7 @@ class RunRecord:
     scalars: ScalarLog | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    in_grid: bool = True  # False: a folder on disk that the grid (or the expected list) does not define
 
     @property
     def label(self) -> str:
@@ -238,6 +239,7 @@ def collect_grid(grid: str, profile: str = 'tiny', root: str | os.PathLike | Non
     for name, seed, path, in_grid in folders:
         rec = load_run(grid, name, seed, profile, root, path)
         if not in_grid:
+            rec.in_grid = False
             rec.warnings.insert(0, f'{rec.label}: on disk but not in the grid definition; listed, not used in tables')
         runs.append(rec)
     for r in runs:

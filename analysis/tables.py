@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from experiments import rundir as rd
+
 from analysis import stats
 from analysis.collect import GRIDS, AnalysisError, GridResult, RunRecord, collect_grid, print_warnings, runs_root
 from analysis.layouts import LAYOUTS, Layout
@@ -82,13 +84,9 @@ def _identity(r: RunRecord) -> str | None:
     return (r.manifest or {}).get('identity')
 
 
-#: What :func:`analysis.collect.collect_grid` says of a seed found on disk outside the expected (run, seed) list.
-OFF_GRID = 'on disk but not in the grid definition; listed, not used in tables'
-
-
 def in_grid(r: RunRecord) -> bool:
     """False for a seed collect found on disk but not in the expected list (it is listed, never averaged)."""
-    return not any(w.endswith(OFF_GRID) for w in r.warnings[:1])
+    return r.in_grid
 
 
 def seed_group(res: GridResult, run: str) -> SeedGroup:
@@ -171,7 +169,11 @@ def identity_differences(a: RunRecord, b: RunRecord, limit: int = 8) -> list[str
     ma, mb = a.manifest or {}, b.manifest or {}
     if ca is None and cb is None and ma.get('config') != mb.get('config'):
         out.append('config text differs (no config.json to compare key by key)')
-    if ma.get('git_commit') != mb.get('git_commit'):
+    code_a, code_b = ma.get('code'), mb.get('code')
+    if isinstance(code_a, dict) and isinstance(code_b, dict):  # the code fingerprint (experiments.rundir.code_state)
+        if code_a.get('code_sha256') != code_b.get('code_sha256'):
+            out.append(f'code {rd.describe_code(code_a)} vs {rd.describe_code(code_b)}')
+    elif ma.get('git_commit') != mb.get('git_commit'):
         short = lambda c: 'unknown' if not c else re.sub(r'^([0-9a-f]{12})[0-9a-f]*', r'\1', str(c))  # noqa: E731
         out.append(f'code {short(ma.get("git_commit"))} vs {short(mb.get("git_commit"))}')
     for key in ('dirty', 'config_file'):

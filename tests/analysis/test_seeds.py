@@ -160,7 +160,8 @@ def test_seeds_outside_the_expected_list_are_not_averaged(tmp_path):
     root = make_grid_N_smoke_seed(tmp_path / 'runs')
     res = collect_grid('N', 'tiny', root, expected=[('N1', 0)])
     assert any('N/N1/seed2: on disk but not in the grid definition; listed, not used in tables' in w
-               for w in res.warnings)  # the wording analysis.tables.OFF_GRID relies on
+               for w in res.warnings)
+    assert not [r for r in res.runs if r.run == "N1" and r.seed == 2][0].in_grid
     rows, _, _ = _rows(res)
     assert rows['N = 1']['APb n'] == 1 and rows['N = 1']['APb ours'] == pytest.approx(80.0)
     assert rows['N = 1']['runs'] == 'N1: 1 finished' and rows['N = 0']['runs'] == 'N0: not in grid'
