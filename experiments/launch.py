@@ -233,17 +233,37 @@ def _run_local(rdirs: list[Path]) -> list[tuple[Path, int, float]]:
     return results
 
 
+class SubmissionError(LaunchError):
+    """The scheduler did not take the jobs (the runs are marked 'not submitted'; a relaunch submits them again)."""
+
+
 def submit_submitit(rdirs: list[Path], cluster: str, folder: Path, params: dict, max_num_timeout: int):
-    """Submit one TrainJob per run dir (a job array on SLURM); returns the submitit jobs."""
+    """Submit one TrainJob per run dir (a job array on SLURM); returns the submitit jobs.
+
+    Raises:
+        SubmissionError: the executor could not be made or the submission failed (no sbatch, controller down,
+            sbatch refused the options); every run not submitted is marked 'not submitted' with the error.
+    """
     from experiments.job import TrainJob
-    executor = cl.make_executor(cluster, folder, dict(params), job_name='vit-adapter', max_num_timeout=max_num_timeout)
     jobs = []
-    if cluster == 'slurm':
-        with executor.batch():
+    try:
+        executor = cl.make_executor(cluster, folder, dict(params), job_name='vit-adapter',
+                                    max_num_timeout=max_num_timeout)
+        if cluster == 'slurm':
+            with executor.batch():  # one job array: submitted (all of it) when the block ends
+                for rdir in rdirs:
+                    jobs.append(executor.submit(TrainJob(str(rdir), rd.config_sha256(rdir))))
+        else:
             for rdir in rdirs:
                 jobs.append(executor.submit(TrainJob(str(rdir), rd.config_sha256(rdir))))
-    else:
-        jobs = [executor.submit(TrainJob(str(rdir), rd.config_sha256(rdir))) for rdir in rdirs]
+    except Exception as err:  # noqa: BLE001 - any failure to submit: recorded in the runs, reported without traceback
+        msg = cl.submission_failure(err, cluster)
+        submitted = [] if cluster == 'slurm' else jobs
+        for rdir, job in zip(rdirs, submitted):
+            rd.write_state(rdir, 'queued', job_id=str(job.job_id))
+        for rdir in rdirs[len(submitted):]:
+            rd.write_state(rdir, 'not submitted', error=msg)
+        raise SubmissionError(f'{msg}. {len(rdirs) - len(submitted)} run(s) marked \'not submitted\'.') from err
     for rdir, job in zip(rdirs, jobs):
         rd.write_state(rdir, 'queued', job_id=str(job.job_id))
     return jobs
@@ -319,7 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         print('\nper-run wall time (s): ' + ', '.join(f'{r.parent.name}/{r.name}={dt:.0f}' for r, _, dt in results))
     else:
         folder = runs_root / args.profile / args.grid / '_submitit'
-        jobs = submit_submitit(todo, args.cluster, folder, params, args.requeue_limit)
+        try:
+            jobs = submit_submitit(todo, args.cluster, folder, params, args.requeue_limit)
+        except SubmissionError as err:
+            print(f'error: {err}', file=sys.stderr)
+            return 1
         print('submitted: ' + ', '.join(f'{r.parent.name}/{r.name}={j.job_id}' for r, j in zip(todo, jobs)))
         print(f'follow with: python -m experiments.status {args.grid} --profile {args.profile} '
               f'--runs-root {runs_root}')
