@@ -93,6 +93,25 @@ def make_executor(cluster: str, folder: Path, params: dict | None = None, job_na
     raise ValueError(f'no submitit executor for cluster {cluster!r}')
 
 
+def submission_failure(err: BaseException, cluster: str) -> str:
+    """One message for a failed submission: the cause (the scheduler's own words) and how to fix it."""
+    text = ' '.join(str(err).split()) or type(err).__name__
+    if cluster != 'slurm':
+        return f'submitting to {cluster} failed ({type(err).__name__}: {text}); fix the cause and relaunch'
+    missing = [c for c in ('sbatch', 'srun') if shutil.which(c) is None]  # submitit needs both
+    if missing:
+        return (f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not on PATH, so nothing could be "
+                f"submitted to SLURM. Load your site's SLURM module (e.g. `module load slurm`), or start a local test "
+                f"SLURM with `make slurm-up` and export SLURM_CONF as it prints; then relaunch the same command")
+    if any(s in text.lower() for s in ('slurm controller', 'connection refused', 'connect failure',
+                                       'unable to contact', 'unable to establish')):
+        return (f'the SLURM controller did not answer ({text}). Check it with `scontrol ping` (and that SLURM_CONF '
+                f'names the right cluster; for the local test SLURM: `make slurm-up`); then relaunch the same command')
+    return (f'the SLURM submission failed ({text}). Check the SLURM options (--partition, --account, --qos, --time, '
+            f'--mem, --sbatch ...) against `sinfo` and your account, and the controller with `scontrol ping`; then '
+            f'relaunch the same command')
+
+
 def sbatch_preview(folder: Path, params: dict, job_name: str = 'vit-adapter') -> str:
     """The sbatch header submitit would write for these parameters (for --dry-run)."""
     from submitit.slurm.slurm import _make_sbatch_string

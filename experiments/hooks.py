@@ -11,8 +11,11 @@
   ``train_wall_time_s`` (training wall time summed over the process starts, up to the checkpoint each resume
   started from), and the peak memory (``max_memory_mb`` on GPU, ``max_rss_mb`` on CPU; maxima over the starts).
   The analysis reads these numbers instead of rebuilding anything from the run's config.
+* ``CheckpointRecordHook`` records the size and SHA-256 of every checkpoint mmengine's ``CheckpointHook`` saves
+  into the work dir in ``<work_dir>/checkpoints.json`` (``experiments.rundir.record_checkpoints``), so that a
+  relaunch can tell a truncated or corrupt checkpoint from an intact one (``experiments.rundir.resume_checkpoint``).
 
-Both are registered in mmengine's root ``HOOKS`` registry, which mmdet's and mmseg's registries fall back to.
+All are registered in mmengine's root ``HOOKS`` registry, which mmdet's and mmseg's registries fall back to.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import os
 import random
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -161,6 +165,61 @@ class FinalMetricsHook(Hook):
                 json.dump(out, f, indent=2, sort_keys=True)
             os.replace(tmp, path)
         return out
+
+
+@HOOKS.register_module(force=True)
+class CheckpointRecordHook(Hook):
+    """Record size and SHA-256 of each checkpoint saved into the work dir in ``checkpoints.json``.
+
+    ``before_save_checkpoint`` notes the ``*.pth`` files of the work dir (size, mtime); after the hook event in
+    which mmengine saved (``after_train_iter``, ``after_train_epoch``, ``after_val_epoch``, ``after_train``; this
+    hook has the lowest priority, so it runs after ``CheckpointHook`` has written the file, ``last_checkpoint`` and
+    removed what ``max_keep_ckpts`` drops), every file that is new or changed is hashed and recorded, and records
+    of removed files are dropped. Main process only (mmengine saves there).
+    """
+
+    priority = 'LOWEST'
+
+    def __init__(self) -> None:
+        self._before = None
+
+    @staticmethod
+    def _files(runner) -> dict:
+        out = {}
+        for path in Path(runner.work_dir).glob('*.pth'):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            out[path.name] = (st.st_size, st.st_mtime_ns)
+        return out
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if is_main_process() and self._before is None:  # the first save of this hook event
+            self._before = self._files(runner)
+
+    def _record(self, runner) -> None:
+        if self._before is None:
+            return
+        before, self._before = self._before, None
+        from experiments import rundir
+        changed = [Path(runner.work_dir) / name for name, st in self._files(runner).items() if before.get(name) != st]
+        try:
+            rundir.record_checkpoints(Path(runner.work_dir), changed)
+        except OSError as err:  # the run goes on; a relaunch checks unrecorded checkpoints by loading them
+            runner.logger.warning(f'CheckpointRecordHook: could not record {[p.name for p in changed]}: {err}')
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._record(runner)
+
+    def after_train_epoch(self, runner) -> None:
+        self._record(runner)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._record(runner)
+
+    def after_train(self, runner) -> None:
+        self._record(runner)
 
 
 @HOOKS.register_module(force=True)

@@ -2,8 +2,9 @@
 
 ``TrainJob(run_dir)`` is a ``submitit.helpers.Checkpointable``: on preemption or timeout submitit calls its
 ``checkpoint()``, which marks the run as queued again and resubmits the same job; the requeued job resumes from
-the run's last mmengine checkpoint (``resume=True``), and ``experiments.hooks.RNGStateHook`` makes the resumed
-run follow the uninterrupted one exactly.
+the run's newest intact mmengine checkpoint (``experiments.rundir.resume_checkpoint``: a truncated or corrupt one
+is skipped with a warning), and ``experiments.hooks.RNGStateHook`` makes the resumed run follow the uninterrupted
+one exactly.
 
 Distributed runs (several SLURM tasks) set up ``torch.distributed`` from the SLURM environment with
 ``submitit.helpers.TorchDistributedEnvironment`` (MASTER_ADDR/PORT, RANK, WORLD_SIZE, LOCAL_RANK), backend nccl
@@ -195,8 +196,9 @@ def _train(run_dir: Path, cfg_bytes: bytes, distributed: bool) -> dict:
         frozen.write_bytes(cfg_bytes)
         cfg = Config.fromfile(str(frozen))
     cfg.work_dir = str(run_dir)
-    cfg.resume = rd.last_checkpoint(run_dir) is not None
-    cfg.load_from = None
+    resume_from = _resume_from(run_dir, distributed)  # the newest intact checkpoint; corrupt ones are skipped
+    cfg.resume = resume_from is not None
+    cfg.load_from = str(resume_from) if resume_from is not None else None  # resume + load_from: resume from it
     cfg.launcher = 'pytorch' if distributed else 'none'
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'nccl' if torch.cuda.is_available() else 'gloo'
     if distributed and not torch.cuda.is_available():
@@ -222,6 +224,27 @@ def _train(run_dir: Path, cfg_bytes: bytes, distributed: bool) -> dict:
     return rd.read_json(final)
 
 
+def _resume_from(run_dir: Path, distributed: bool) -> Path | None:
+    """``rundir.resume_checkpoint(run_dir)``, decided on rank 0 and shared with the other ranks (one check, one
+    warning, and every rank resumes from the same file or raises)."""
+    if not distributed:
+        return rd.resume_checkpoint(run_dir)
+    import torch.distributed as dist
+    box = [None]
+    if dist.get_rank() == 0:
+        try:
+            box[0] = ('ok', rd.resume_checkpoint(run_dir))
+        except Exception as err:  # noqa: BLE001 - re-raised on every rank below
+            box[0] = ('error', f'{type(err).__name__}: {err}')
+            dist.broadcast_object_list(box, src=0)
+            raise
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if kind == 'error':
+        raise RuntimeError(f'rank 0 could not choose a checkpoint to resume from: {value}')
+    return value
+
+
 class TrainJob(submitit.helpers.Checkpointable):
     """A submitit job training one run directory; requeues itself on preemption/timeout.
 
@@ -238,8 +261,8 @@ class TrainJob(submitit.helpers.Checkpointable):
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
         # mmengine has saved a checkpoint every `interval` iterations; the requeued job resumes from the last one.
-        rd.write_state(Path(self.run_dir), 'queued', note='requeued after preemption/timeout; resumes from '
-                       f'{rd.last_checkpoint(Path(self.run_dir))}')
+        rd.write_state(Path(self.run_dir), 'queued', note='requeued after preemption/timeout; resumes from its newest '
+                       f'intact checkpoint (last saved: {rd.last_checkpoint(Path(self.run_dir))})')
         return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir, getattr(self, 'config_sha256', None)))
 
     def __repr__(self) -> str:

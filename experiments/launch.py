@@ -318,17 +318,37 @@ def _run_local(rdirs: list[Path]) -> list[tuple[Path, int, float]]:
     return results
 
 
+class SubmissionError(LaunchError):
+    """The scheduler did not take the jobs (the runs are marked 'not submitted'; a relaunch submits them again)."""
+
+
 def submit_submitit(rdirs: list[Path], cluster: str, folder: Path, params: dict, max_num_timeout: int):
-    """Submit one TrainJob per run dir (a job array on SLURM); returns the submitit jobs."""
+    """Submit one TrainJob per run dir (a job array on SLURM); returns the submitit jobs.
+
+    Raises:
+        SubmissionError: the executor could not be made or the submission failed (no sbatch, controller down,
+            sbatch refused the options); every run not submitted is marked 'not submitted' with the error.
+    """
     from experiments.job import TrainJob
-    executor = cl.make_executor(cluster, folder, dict(params), job_name='vit-adapter', max_num_timeout=max_num_timeout)
     jobs = []
-    if cluster == 'slurm':
-        with executor.batch():
+    try:
+        executor = cl.make_executor(cluster, folder, dict(params), job_name='vit-adapter',
+                                    max_num_timeout=max_num_timeout)
+        if cluster == 'slurm':
+            with executor.batch():  # one job array: submitted (all of it) when the block ends
+                for rdir in rdirs:
+                    jobs.append(executor.submit(TrainJob(str(rdir), rd.config_sha256(rdir))))
+        else:
             for rdir in rdirs:
                 jobs.append(executor.submit(TrainJob(str(rdir), rd.config_sha256(rdir))))
-    else:
-        jobs = [executor.submit(TrainJob(str(rdir), rd.config_sha256(rdir))) for rdir in rdirs]
+    except Exception as err:  # noqa: BLE001 - any failure to submit: recorded in the runs, reported without traceback
+        msg = cl.submission_failure(err, cluster)
+        submitted = [] if cluster == 'slurm' else jobs
+        for rdir, job in zip(rdirs, submitted):
+            rd.write_state(rdir, 'queued', job_id=str(job.job_id))
+        for rdir in rdirs[len(submitted):]:
+            rd.write_state(rdir, 'not submitted', error=msg)
+        raise SubmissionError(f'{msg}. {len(rdirs) - len(submitted)} run(s) marked \'not submitted\'.') from err
     for rdir, job in zip(rdirs, jobs):
         rd.write_state(rdir, 'queued', job_id=str(job.job_id), scheduler='slurm' if cluster == 'slurm' else cluster)
     return jobs
@@ -336,7 +356,7 @@ def submit_submitit(rdirs: list[Path], cluster: str, folder: Path, params: dict,
 
 def print_metrics(rdirs: list[Path]) -> None:
     """A plain table of every run's final metrics (the analysis package makes the real tables)."""
-    print('\nrun                                seed  state     metrics')
+    print('\nrun                                seed  state         metrics')
     for rdir in rdirs:
         try:
             metrics = rd.read_json(rdir / rd.FINAL_METRICS)
@@ -345,7 +365,7 @@ def print_metrics(rdirs: list[Path]) -> None:
             metrics, state = None, 'corrupt'
         keys = ('coco/bbox_mAP', 'coco/segm_mAP', 'mIoU', 'aAcc', 'train_time_per_iter')
         shown = ', '.join(f'{k}={metrics[k]:.4g}' for k in keys if metrics and metrics.get(k) is not None)
-        print(f'{rdir.parent.name:<34} {rdir.name[4:]:>4}  {state:<9} {shown}')
+        print(f'{rdir.parent.name:<34} {rdir.name[4:]:>4}  {state:<13} {shown}')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -415,7 +435,11 @@ def main(argv: list[str] | None = None) -> int:
         print('\nper-run wall time (s): ' + ', '.join(f'{r.parent.name}/{r.name}={dt:.0f}' for r, _, dt in results))
     else:
         folder = runs_root / args.profile / args.grid / '_submitit'
-        jobs = submit_submitit(todo, args.cluster, folder, params, args.requeue_limit)
+        try:
+            jobs = submit_submitit(todo, args.cluster, folder, params, args.requeue_limit)
+        except SubmissionError as err:
+            print(f'error: {err}', file=sys.stderr)
+            return 1
         print('submitted: ' + ', '.join(f'{r.parent.name}/{r.name}={j.job_id}' for r, j in zip(todo, jobs)))
         print(f'follow with: python -m experiments.status {args.grid} --profile {args.profile} '
               f'--runs-root {runs_root}')

@@ -1,16 +1,29 @@
-"""The run directory contract: ``$RUNS_ROOT/<profile>/<grid>/<run>/seed<k>/`` and the JSON files in it.
+"""The run directory contract, owned here: ``$RUNS_ROOT/<profile>/<grid>/<run>/seed<k>/``, its files and states.
 
-``manifest.json`` (what the run is; never rewritten), ``state.json`` (queued | running | finished | failed),
-``config.py`` (the frozen mmengine config the job trains), ``config.json`` (a data-only copy of the same resolved
-config: what analysis reads, since nothing under a runs root is ever executed outside the job),
-``final_metrics.json`` (written by ``experiments.hooks.FinalMetricsHook``: metrics, #Param, iterations, wall
-time, peak memory), plus mmengine's own timestamped log folders and checkpoints.
+Launch, the job, status and analysis all read and write run folders through this module.
+
+Files: ``manifest.json`` (what the run is: grid, run, seed, overrides, the config text, ``config_hash`` and
+``code``, and ``identity``, the hash of both; never rewritten), ``state.json`` (one of :data:`STATES`, job id,
+error), ``config.py`` (the frozen mmengine config the job trains, executed only by the job and only with the
+SHA-256 the launcher verified), ``config.json`` (a data-only copy of the same resolved config: what analysis
+reads, since nothing under a runs root is ever executed outside the job), ``run.lock`` (host/pid/job of the process
+training the run, which also holds a POSIX lock on it), ``final_metrics.json`` (written by
+``experiments.hooks.FinalMetricsHook``: metrics, #Param, iterations, wall time, peak memory), ``checkpoints.json``
+(size and SHA-256 of every checkpoint saved, written by ``experiments.hooks.CheckpointRecordHook``;
+:func:`resume_checkpoint` checks them before a resume), plus mmengine's own timestamped log folders and
+checkpoints.
+
+Reading: :func:`read_run` (one folder, its state checked against the lock and SLURM) and :func:`grid_folders`
+(every folder of a grid, from ``experiments.grids``).
 """
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +34,7 @@ STATE = 'state.json'
 CONFIG = 'config.py'
 CONFIG_JSON = 'config.json'
 FINAL_METRICS = 'final_metrics.json'
+CHECKPOINTS = 'checkpoints.json'
 #: States written to ``state.json``. ``not submitted``: the SLURM submission failed (the error is recorded);
 #: ``interrupted``: the job was stopped (Ctrl-C, SIGTERM) or died (SIGKILL, node loss) before finishing; a relaunch
 #: resumes it from its last intact checkpoint.
@@ -509,3 +523,128 @@ def grid_folders(runs_root: Path, profile: str, grid: str, seeds=None) -> list[t
                 if (p.name, seed) not in known:
                     out.append((p.name, seed, sdir, False))
     return out
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+class NoIntactCheckpoint(RuntimeError):
+    """Every checkpoint of a run is truncated or corrupt: resuming would fail, starting over would lose them."""
+
+
+#: mmengine's checkpoint names (``CheckpointHook.filename_tmpl`` defaults): the step is the number in the name.
+_CKPT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
+
+
+def file_sha256(path: Path, chunk: int = 1 << 24) -> str:
+    """SHA-256 of a file, read in chunks (checkpoints can be several GB)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_checkpoint_records(rdir: Path) -> dict[str, dict]:
+    """The records in ``checkpoints.json``: file name (in the run directory) -> ``{size, sha256, recorded}``.
+
+    Empty when the run has none (runs made before the record existed). Raises ``CorruptRunFile`` when the file is
+    not readable JSON.
+    """
+    data = read_json(Path(rdir) / CHECKPOINTS) or {}
+    records = data.get('checkpoints')
+    return dict(records) if isinstance(records, dict) else {}
+
+
+def record_checkpoints(rdir: Path, paths) -> dict[str, dict]:
+    """Record size and SHA-256 of the checkpoint files ``paths`` (in ``rdir``) in ``checkpoints.json``.
+
+    Records of files that no longer exist (removed by mmengine's ``max_keep_ckpts``) are dropped; an unreadable
+    ``checkpoints.json`` is replaced. Returns the records written.
+    """
+    rdir = Path(rdir)
+    try:
+        records = read_checkpoint_records(rdir)
+    except CorruptRunFile:
+        records = {}
+    for path in paths:
+        path = Path(path)
+        records[path.name] = dict(size=path.stat().st_size, sha256=file_sha256(path), recorded=now())
+    records = {name: rec for name, rec in records.items() if (rdir / name).is_file()}
+    write_json(rdir / CHECKPOINTS, dict(checkpoints=records))
+    return records
+
+
+def checkpoint_candidates(rdir: Path) -> list[Path]:
+    """The run's checkpoints, newest first: ``iter_N.pth`` / ``epoch_N.pth`` by decreasing N; the file mmengine's
+    ``last_checkpoint`` names comes first when it has another name."""
+    rdir = Path(rdir)
+    found = sorted(((int(m.group(1)), p) for p in rdir.iterdir() if p.is_file() and (m := _CKPT_NAME.match(p.name))),
+                   key=lambda t: t[0], reverse=True)
+    out = [p for _, p in found]
+    marked = last_checkpoint(rdir)
+    if marked is not None and marked.resolve() not in {p.resolve() for p in out}:
+        out.insert(0, marked)
+    return out
+
+
+def _checkpoint_problem(path: Path, record: dict | None) -> str | None:
+    """Why ``path`` can not be resumed from (size or SHA-256 differ from its record; without a record: it does not
+    load weights-only), or None when it is intact. A checkpoint that needs globals outside the allow-list raises
+    ``experiments.compat.UnsafeCheckpointError``: that is a refusal, not a fallback."""
+    size = path.stat().st_size
+    if record is not None:
+        if size != record.get('size'):
+            return f'{size} bytes, {record.get("size")} when it was saved (truncated or overwritten)'
+        if file_sha256(path) != record.get('sha256'):
+            return 'its SHA-256 differs from the one recorded when it was saved (corrupt)'
+        return None
+    from experiments.compat import CorruptCheckpointError, load_checkpoint_file  # torch only where needed
+    try:
+        load_checkpoint_file(path, map_location='cpu')
+    except CorruptCheckpointError as err:
+        return f'no record in {CHECKPOINTS} and it does not load ({err})'
+    return None
+
+
+def resume_checkpoint(rdir: Path, warn=None) -> Path | None:
+    """The checkpoint a relaunched run resumes from: the newest intact one (see :func:`checkpoint_candidates`).
+
+    A checkpoint is intact when its size and SHA-256 match its record in ``checkpoints.json``; one without a record
+    (saved before the record existed, or cut off before it was recorded) when it loads weights-only. Each truncated
+    or corrupt checkpoint is skipped with a warning naming it (``warn``, default: printed to stderr), and the next
+    older one is tried.
+
+    Returns:
+        The checkpoint, or None when the run has no checkpoint (it starts from the beginning).
+
+    Raises:
+        NoIntactCheckpoint: the run has checkpoints but none is intact (the message names them and the fix).
+        experiments.compat.UnsafeCheckpointError: a checkpoint needs globals outside the allow-list.
+    """
+    rdir = Path(rdir)
+    if warn is None:
+        def warn(msg):
+            print(f'warning: {msg}', file=sys.stderr, flush=True)
+    candidates = checkpoint_candidates(rdir)
+    if not candidates:
+        return None
+    try:
+        records = read_checkpoint_records(rdir)
+    except CorruptRunFile as err:
+        warn(f'{err}; every checkpoint is checked by loading it instead')
+        records = {}
+    bad = []
+    for path in candidates:
+        try:
+            problem = _checkpoint_problem(path, records.get(path.name))
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        if problem is None:
+            return path
+        bad.append(f'{path} ({problem})')
+        warn(f'checkpoint {path} skipped: {problem}')
+    if not bad:
+        return None
+    raise NoIntactCheckpoint(
+        f'{rdir} has no intact checkpoint to resume from: ' + '; '.join(bad) + '. Restore them, or delete '
+        f'{", ".join(str(p) for p in candidates)} (and {rdir / "last_checkpoint"}) to train this run again from the '
+        f'start')

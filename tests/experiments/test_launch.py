@@ -137,3 +137,68 @@ def test_job_refuses_config_changed_after_launch(tmp_path, synthetic_data):
     with pytest.raises(RuntimeError, match='changed after the launcher verified it'):
         job.train(rdir, config_sha256=sha)
     assert not canary.exists() and 'changed after the launcher' in rd.read_state(rdir)['error']
+
+
+# --------------------------------------------------------------------------------------------- failed submission
+def _launch_slurm(runs_root, path):
+    """``experiments.launch N --runs N2 --cluster slurm`` as a subprocess with PATH = ``path`` (only)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, PATH=str(path))
+    env.pop('SLURM_CONF', None)
+    return subprocess.run([sys.executable, '-m', 'experiments.launch', 'N', '--runs', 'N2', '--cluster', 'slurm',
+                           '--runs-root', str(runs_root)], cwd=rd.REPO_ROOT, capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def _fake_sbatch(bindir, script):
+    """A fake ``sbatch`` running ``script``, next to a fake ``srun`` (submitit wants both; srun never runs here)."""
+    bindir.mkdir(exist_ok=True)
+    for name, text in (('sbatch', script), ('srun', 'exit 1\n')):
+        (bindir / name).write_text('#!/bin/sh\n' + text)
+        (bindir / name).chmod(0o755)
+
+
+def test_submission_without_sbatch_marks_runs_not_submitted(tmp_path, synthetic_data):
+    empty = tmp_path / 'bin'
+    empty.mkdir()  # PATH without sbatch
+    p = _launch_slurm(tmp_path / 'runs', empty)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert 'Traceback' not in p.stderr
+    assert 'error: sbatch and srun are not on PATH' in p.stderr and 'make slurm-up' in p.stderr
+    state = rd.read_state(rd.run_dir(tmp_path / 'runs', 'tiny', 'N', 'N2', 0))
+    assert state['state'] == 'not submitted' and 'sbatch and srun are not on PATH' in state['error']
+    assert state['job_id'] is None
+
+
+def test_failed_sbatch_marks_runs_not_submitted_and_a_relaunch_submits_them(tmp_path, synthetic_data):
+    bindir = tmp_path / 'bin'
+    _fake_sbatch(bindir, 'echo "sbatch: error: Batch job submission failed: Unable to contact slurm controller '
+                         '(connect failure)" >&2\nexit 1\n')
+    p = _launch_slurm(tmp_path / 'runs', bindir)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert 'Traceback' not in p.stderr
+    assert 'error: the SLURM controller did not answer' in p.stderr and 'scontrol ping' in p.stderr
+    rdir = rd.run_dir(tmp_path / 'runs', 'tiny', 'N', 'N2', 0)
+    state = rd.read_state(rdir)
+    assert state['state'] == 'not submitted' and 'Unable to contact slurm controller' in state['error']
+    # sbatch works again: the same command submits the run ('not submitted' is resumable, nothing else to do)
+    _fake_sbatch(bindir, 'echo "Submitted batch job 4242"\n')
+    p = _launch_slurm(tmp_path / 'runs', bindir)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert 'N2/seed0=4242' in p.stdout
+    state = rd.read_state(rdir)
+    assert state['state'] == 'queued' and state['job_id'] == '4242' and state['error'] is None
+
+
+def test_submission_failure_messages_name_cause_and_fix(monkeypatch):
+    from experiments import cluster as cl
+    monkeypatch.setattr(cl.shutil, 'which', lambda name: f'/usr/bin/{name}')
+    msg = cl.submission_failure(RuntimeError('sbatch: error: invalid partition specified: gpux'), 'slurm')
+    assert 'invalid partition specified: gpux' in msg and '--partition' in msg and 'relaunch' in msg
+    msg = cl.submission_failure(RuntimeError('sbatch: error: Unable to contact slurm controller'), 'slurm')
+    assert 'controller did not answer' in msg and 'scontrol ping' in msg
+    monkeypatch.setattr(cl.shutil, 'which', lambda name: None if name == 'srun' else f'/usr/bin/{name}')
+    msg = cl.submission_failure(RuntimeError('Could not detect "srun"'), 'slurm')
+    assert msg.startswith('srun is not on PATH') and 'make slurm-up' in msg

@@ -3,10 +3,12 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # By iteration, so that a requeued job loses at most `interval` iterations.
+    # By iteration, so that a requeued job loses at most `interval` iterations. Two kept (at least two are needed):
+    # mmengine removes the oldest before it writes the next, so a save cut off by a crash leaves one intact fallback.
     checkpoint=dict(type='CheckpointHook', by_epoch=False, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'))
-custom_hooks = [dict(type='RNGStateHook'), dict(type='FinalMetricsHook')]
+# CheckpointRecordHook: size + SHA-256 of each checkpoint in checkpoints.json (a relaunch skips corrupt ones).
+custom_hooks = [dict(type='RNGStateHook'), dict(type='FinalMetricsHook'), dict(type='CheckpointRecordHook')]
 # GPU speed (the paper profile): cudnn autotuning on, deterministic algorithms off. The launcher sets
 # randomness.deterministic from the profile (paper: False; tiny, the CPU profile: True, which also turns cudnn
 # benchmark off) unless a config or --cfg-options randomness.deterministic=True asks for it.
