@@ -97,6 +97,16 @@ def test_status_never_executes(evil_root, capsys):
     assert 'N4' in capsys.readouterr().out and not canary.exists()
 
 
+def test_launch_never_executes_what_a_runs_root_holds(evil_root, capsys):
+    """The launcher reads the planted manifests and config.py (a relaunch compares them with the suite's config):
+    nothing of them runs, whatever it decides about the runs."""
+    from experiments import launch
+    root, canary = evil_root
+    launch.main(['N', '--dry-run', '--runs-root', str(root)])
+    capsys.readouterr()
+    assert not canary.exists()
+
+
 def test_config_dict_cannot_name_callables(tmp_path):
     """A data-only config is built through the registries only: a ``type`` naming a Python callable is refused."""
     from analysis.model_summary import backbone_gmacs, model_size_from_config
