@@ -104,18 +104,8 @@ class RunRecord:
         return f'{self.grid}/{self.run}/seed{self.seed}'
 
     def checkpoint(self) -> Path | None:
-        """The run's last checkpoint (``last_checkpoint`` file, else the newest ``*.pth``), or None."""
-        lc = self.path / 'last_checkpoint'
-        if lc.is_file():
-            p = Path(lc.read_text().strip())
-            p = p if p.is_absolute() else self.path / p
-            if p.is_file():
-                return p
-            p = self.path / p.name  # the run dir was moved
-            if p.is_file():
-                return p
-        pths = sorted(self.path.glob('*.pth'), key=lambda p: p.stat().st_mtime)
-        return pths[-1] if pths else None
+        """The run's newest checkpoint that is not truncated (``experiments.rundir.newest_checkpoint``), or None."""
+        return rd.newest_checkpoint(self.path)
 
     def row(self) -> dict:
         """One row of the tidy runs table."""

@@ -605,6 +605,23 @@ def _checkpoint_problem(path: Path, record: dict | None) -> str | None:
     return None
 
 
+def newest_checkpoint(rdir: Path) -> Path | None:
+    """The newest checkpoint whose size matches its record (or that has none): a cheap pick for reading weights
+    (analysis); loading it still goes through the weights-only allow-list. :func:`resume_checkpoint` checks more."""
+    try:
+        records = read_checkpoint_records(rdir)
+    except CorruptRunFile:
+        records = {}
+    for path in checkpoint_candidates(rdir) if Path(rdir).is_dir() else []:
+        rec = records.get(path.name)
+        try:
+            if rec is None or path.stat().st_size == rec.get('size'):
+                return path
+        except FileNotFoundError:
+            continue
+    return None
+
+
 def resume_checkpoint(rdir: Path, warn=None) -> Path | None:
     """The checkpoint a relaunched run resumes from: the newest intact one (see :func:`checkpoint_candidates`).
 

@@ -49,7 +49,9 @@ def test_resume_checkpoint_picks_newest_intact(tmp_path):
     assert rd.read_checkpoint_records(tmp_path) == records  # what the record file holds
     assert rd.resume_checkpoint(tmp_path, warn=warnings.append) == paths[-1] and not warnings
 
+    assert rd.newest_checkpoint(tmp_path) == paths[-1]
     _truncate(paths[-1])  # the last save was cut off: the previous checkpoint, with a warning naming the bad one
+    assert rd.newest_checkpoint(tmp_path) == paths[1]  # analysis's cheap pick (size only) skips it too
     assert rd.resume_checkpoint(tmp_path, warn=warnings.append) == paths[1]
     assert len(warnings) == 1 and str(paths[-1]) in warnings[0] and 'truncated' in warnings[0]
     # The function `last_checkpoint` still names what mmengine wrote (other callers use it).
