@@ -71,13 +71,14 @@ def fourier_analysis(res: GridResult | None = None, checkpoint: str | None = Non
     """
     models, weights, pics, desc = {}, {}, None, ''
     if checkpoint:
-        import json  # noqa: PLC0415
         from pathlib import Path  # noqa: PLC0415
-        cfg_json = Path(checkpoint).parent / 'config.json'
-        if not cfg_json.is_file():
-            raise FileNotFoundError(f'{cfg_json} missing: the backbone is rebuilt from the run\'s data-only config '
-                                    f'(runs launched before it existed have none; their config text is never executed)')
-        cfg = json.loads(cfg_json.read_text())
+
+        from experiments import rundir as rd  # noqa: PLC0415
+        cfg = rd.read_json(Path(checkpoint).parent / rd.CONFIG_JSON)
+        if cfg is None:
+            raise FileNotFoundError(f'{Path(checkpoint).parent / rd.CONFIG_JSON} missing: the backbone is rebuilt '
+                                    f'from the run\'s data-only config (runs launched before it existed have none; '
+                                    f'their config text is never executed)')
         models['checkpoint'], weights['checkpoint'] = F.load_run_backbone(cfg, checkpoint)
     elif res is not None:
         runs = pick_runs(res, list(BASELINE_PAIRS.get(res.grid, ()))) or pick_runs(res)[:2]

@@ -167,7 +167,8 @@ def manifest_mismatch(old: dict, new: dict, keys=IDENTITY_KEYS) -> list[str]:
 #: Top-level config keys that do not change what a run computes (where it logs, how it is visualised, where it
 #: resumes from): left out of the identity hash, so switching TensorBoard on or moving a runs root keeps a run's
 #: identity.
-IDENTITY_EXCLUDED = ('visualizer', 'vis_backends', 'work_dir', 'launcher', 'resume', 'load_from', 'log_level', 'log_processor')
+IDENTITY_EXCLUDED = ('visualizer', 'vis_backends', 'work_dir', 'launcher', 'resume', 'load_from', 'log_level',
+                     'log_processor')
 
 
 def config_hash(config_data: dict) -> str:
