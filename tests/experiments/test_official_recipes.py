@@ -127,8 +127,10 @@ def test_param_groups_follow_the_official_rule(stem):
 
     import experiments.optim  # noqa: F401  (registers the layer-decay constructor)
     from experiments.models import build_model
+    import copy
+
     from experiments.amp import on_device
-    cfg, r = config(stem), recipe(stem)
+    cfg, r = copy.deepcopy(config(stem)), recipe(stem)  # config() is cached: change a copy
     on_device(cfg, 'cpu')  # mmengine builds AmpOptimWrapper only on a GPU; the parameter groups do not depend on it
     model = build_model({'mmdet': 'det', 'mmseg': 'seg'}[cfg.default_scope], cfg.model, device='meta')
     groups = build_optim_wrapper(model, cfg.optim_wrapper.to_dict()).optimizer.param_groups
