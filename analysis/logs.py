@@ -1,4 +1,5 @@
-"""Read mmengine's ``vis_data/scalars.json`` logs of one run, across resumes.
+"""Read mmengine's ``vis_data/scalars.json`` logs of one run, across resumes, as dataframes (the line reader and
+the merge across starts are :mod:`experiments.runlog`'s).
 
 Format (verified in mmengine 0.10.7: ``visualization/vis_backend.py::LocalVisBackend.add_scalars``,
 ``hooks/logger_hook.py``, ``runner/log_processor.py``): one JSON object per line, appended.
@@ -22,15 +23,16 @@ start order and keep the last value per (mode, step, key).
 """
 from __future__ import annotations
 
-import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-TIMESTAMP_DIR = re.compile(r'^\d{8}_\d{6}$')
+# The reader itself lives in experiments (status and the launcher show progress from the same logs; analysis sits
+# above experiments): re-exported here for analysis code and notebooks.
+from experiments.runlog import (TIMESTAMP_DIR, find_log_dirs, merge_run_scalars, read_scalars_file,  # noqa: F401
+                                record_mode)
 
 
 @dataclass
@@ -58,52 +60,9 @@ class ScalarLog:
         return int(self.train.index.max()) if len(self.train) else None
 
 
-def find_log_dirs(run_dir: str | Path) -> list[Path]:
-    """The timestamped mmengine log folders of a run, in start order (their names sort by time)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        return []
-    return sorted(p for p in run_dir.iterdir() if p.is_dir() and TIMESTAMP_DIR.match(p.name))
-
-
-def read_scalars_file(path: str | Path, label: str = '') -> tuple[list[dict], list[str]]:
-    """Parse one scalars.json file.
-
-    Args:
-        path: The file.
-        label: Prefix for warnings (e.g. the run name).
-
-    Returns:
-        (records, warnings): the valid JSON objects with a numeric ``step``, in file order, and one
-        warning per skipped line (truncated/corrupt JSON, not an object, no step).
-    """
-    records, warnings = [], []
-    prefix = f'{label}: ' if label else ''
-    with open(path, encoding='utf-8', errors='replace') as f:
-        for lineno, line in enumerate(f, 1):
-            text = line.strip()
-            if not text:
-                continue
-            try:
-                rec = json.loads(text)
-            except json.JSONDecodeError as e:
-                warnings.append(f'{prefix}{path}:{lineno}: corrupt or truncated line skipped ({e.msg}): '
-                                f'{text[:80]!r}')
-                continue
-            if not isinstance(rec, dict) or not isinstance(rec.get('step'), (int, float)):
-                warnings.append(f'{prefix}{path}:{lineno}: line without a numeric "step" skipped: {text[:80]!r}')
-                continue
-            records.append(rec)
-    return records, warnings
-
-
-def record_mode(rec: dict) -> str:
-    """'train' for a LoggerHook training line (it always carries ``iter``), else 'val'."""
-    return 'train' if 'iter' in rec else 'val'
-
-
 def load_run_scalars(run_dir: str | Path, label: str = '') -> ScalarLog:
-    """Read and merge every ``<timestamp>/vis_data/scalars.json`` of a run.
+    """Read and merge every ``<timestamp>/vis_data/scalars.json`` of a run
+    (:func:`experiments.runlog.merge_run_scalars`) into dataframes.
 
     Args:
         run_dir: The run's work_dir.
@@ -112,34 +71,7 @@ def load_run_scalars(run_dir: str | Path, label: str = '') -> ScalarLog:
     Returns:
         A :class:`ScalarLog`; non-numeric values are ignored (scalars only).
     """
-    label = label or str(run_dir)
-    merged: dict[str, dict[int, dict[str, float]]] = {'train': {}, 'val': {}}
-    warnings: list[str] = []
-    dirs = find_log_dirs(run_dir)
-    used, overlaps = [], 0
-    last_train_iter = None
-    for d in dirs:
-        f = d / 'vis_data' / 'scalars.json'
-        if not f.is_file():
-            continue
-        used.append(d)
-        recs, w = read_scalars_file(f, label)
-        warnings += w
-        for rec in recs:
-            mode = record_mode(rec)
-            step = int(rec['step'])
-            if mode == 'train':
-                last_train_iter = step
-            else:
-                rec = dict(rec, logged_step=step)
-                step = last_train_iter if last_train_iter is not None else step
-            row = merged[mode].setdefault(step, {})
-            for k, v in rec.items():
-                if k == 'step' or isinstance(v, bool) or not isinstance(v, (int, float)):
-                    continue
-                if k in row:
-                    overlaps += 1
-                row[k] = float(v)
+    raw = merge_run_scalars(run_dir, label)
 
     def frame(d):
         if not d:
@@ -148,8 +80,8 @@ def load_run_scalars(run_dir: str | Path, label: str = '') -> ScalarLog:
         df.index.name = 'step'
         return df
 
-    return ScalarLog(train=frame(merged['train']), val=frame(merged['val']), log_dirs=used,
-                     warnings=warnings, overlaps=overlaps)
+    return ScalarLog(train=frame(raw.train), val=frame(raw.val), log_dirs=raw.log_dirs,
+                     warnings=raw.warnings, overlaps=raw.overlaps)
 
 
 def mean_iter_time(train: pd.DataFrame, skip_first: int = 1) -> float:

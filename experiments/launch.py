@@ -30,6 +30,7 @@ from pathlib import Path
 from experiments import cluster as cl
 from experiments import rundir as rd
 from experiments.grids import GRID_NAMES, PROFILES, RunSpec, get_grid
+from experiments.progressbar import RunProgressBar
 
 SYNTHETIC_ROOT = rd.REPO_ROOT / 'data' / 'synthetic'
 REAL_DATA = {
@@ -296,19 +297,24 @@ def _run_local(rdirs: list[Path]) -> list[tuple[Path, int, float]]:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(rd.REPO_ROOT), os.environ.get('PYTHONPATH', '')]))
         env.update({k: v for k, v in CPU_ENV.items() if k not in os.environ})
         env[RUN_ENV] = str(rdir)
-        proc = subprocess.Popen([sys.executable, '-m', 'experiments.job', str(rdir), '--config-sha256',
-                                 rd.config_sha256(rdir)], cwd=rd.REPO_ROOT, env=env)
-        try:
-            rc = proc.wait()
-        except KeyboardInterrupt:
-            print(f'\ninterrupted: waiting for the job to record {rdir} as interrupted and stop (Ctrl-C again to kill '
-                  f'it)', file=sys.stderr, flush=True)
+        # on a terminal: a progress bar on stderr, read from the run's log, under the job's own output
+        with RunProgressBar(rdir, label=f'[{i + 1}/{len(rdirs)}] {rdir.parent.name}/{rdir.name}',
+                            enabled=sys.stderr.isatty()) as bar:
+            proc = subprocess.Popen([sys.executable, '-m', 'experiments.job', str(rdir), '--config-sha256',
+                                     rd.config_sha256(rdir)], cwd=rd.REPO_ROOT, env=bar.child_env(env),
+                                    **bar.popen_kwargs())
+            bar.follow(proc)
             try:
-                proc.wait(timeout=120)
-            except (KeyboardInterrupt, subprocess.TimeoutExpired):
-                proc.kill()
-                proc.wait()
-            raise
+                rc = proc.wait()
+            except KeyboardInterrupt:
+                print(f'\ninterrupted: waiting for the job to record {rdir} as interrupted and stop (Ctrl-C again to '
+                      f'kill it)', file=sys.stderr, flush=True)
+                try:
+                    proc.wait(timeout=120)
+                except (KeyboardInterrupt, subprocess.TimeoutExpired):
+                    proc.kill()
+                    proc.wait()
+                raise
         dt = time.time() - t0
         results.append((rdir, rc, dt))
         if rc == rd.LOCKED_EXIT:
@@ -368,6 +374,35 @@ def print_metrics(rdirs: list[Path]) -> None:
         print(f'{rdir.parent.name:<34} {rdir.name[4:]:>4}  {state:<13} {shown}')
 
 
+def gpus_per_run(cluster: str, profile: str, params: dict) -> int:
+    """GPUs one run uses: on SLURM, nodes x GPUs per node of its sbatch settings; locally one process, so one GPU
+    in a GPU profile (paper) and none in the tiny (CPU) profile."""
+    if cluster == 'slurm':
+        return int(params.get('nodes') or 1) * int(params.get('gpus_per_node') or 0)
+    return 1 if cl.PROFILE_RESOURCES[profile]['gpus_per_node'] else 0
+
+
+def print_dry_run_costs(specs: list[RunSpec], profile: str, extra: dict, runs_root: Path, gpus: int) -> bool:
+    """Print the cost table of ``--dry-run`` (``experiments.cost``): GPU-hours per run and in total, from measured
+    s/iter. False (and the error on stderr) when the speed table is not readable."""
+    from experiments import cost
+    from experiments.runlog import max_iters
+    try:
+        table = cost.load_speed_table()
+    except cost.SpeedTableError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return False
+    costs = []
+    for spec in specs:
+        cfg = build_config(spec, profile, extra, runs_root, dry_run=True)[0]
+        costs.append(cost.run_cost(spec.name, spec.seed, spec.configs[profile], spec.resolved_overrides(profile),
+                                   max_iters(rd.json_data(cfg.to_dict())), gpus, table))
+    print(cost.format_costs(costs, table, cost.table_path()))
+    if extra:
+        print('    (the measurements are of the configs without --cfg-options; the iterations include them)')
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = cl.format_command(['python', '-m', 'experiments.launch'] + (argv if argv is not None else sys.argv[1:]))
@@ -410,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = runs_root / args.profile / args.grid / '_submitit'
         print('sbatch settings (per run):\n' + cl.sbatch_preview(folder, params))
     if args.dry_run:
+        if not print_dry_run_costs(specs, args.profile, extra, runs_root,
+                                   gpus_per_run(args.cluster, args.profile, params)):
+            return 2
         print('dry run: nothing submitted')
         return 1 if corrupt else 0
     todo = [rdir for _, rdir, status in prepared if status not in ('done', 'corrupt', 'locked', 'submitted')]

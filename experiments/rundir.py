@@ -14,7 +14,8 @@ training the run, which also holds a POSIX lock on it), ``final_metrics.json`` (
 checkpoints.
 
 Reading: :func:`read_run` (one folder, its state checked against the lock and SLURM) and :func:`grid_folders`
-(every folder of a grid, from ``experiments.grids``).
+(every folder of a grid, from ``experiments.grids``); mmengine's scalars logs in a run folder (progress, speed, last
+loss and metric) are read by ``experiments.runlog``.
 """
 from __future__ import annotations
 
