@@ -1,4 +1,6 @@
 # ViT-Adapter suite: every target installs what it needs first (idempotent).
+#   make install       the locked environment (requirements.lock) in .venv
+#   make lock          resolve the declared dependencies again and rewrite requirements.lock (commit it)
 #   make test          install (if needed) and run the test suite
 #   make ablation-N    install, run the N grid on the default profile, build tables and figures
 SHELL := /bin/bash
@@ -8,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Folders searched for a prebuilt mmcv wheel (first hit wins); falls back to a source build.
 WHEELHOUSE ?= ../shared/wheels
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml requirements.lock 2>/dev/null | md5sum | cut -c1-12)
 PROFILE ?= tiny
 CLUSTER ?= local
 SEEDS ?= 1
@@ -17,15 +19,25 @@ LAUNCH_ARGS ?=
 RUNS_ROOT ?= runs
 export RUNS_ROOT
 
-.PHONY: install install-cuda test ablation-N ablation-components ablation-attention ablation-pretrain \
+.PHONY: install install-cuda lock test ablation-N ablation-components ablation-attention ablation-pretrain \
         main-det main-seg tables figures summary bench-ops bench-adapter data-synthetic slurm-up slurm-down clean-venv \
         gpu-check smoke-gpu
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml tools/install.sh
+$(STAMP): requirements.txt pyproject.toml requirements.lock tools/install.sh tools/lock.py
 	@WHEELHOUSE="$(WHEELHOUSE)" PYTHON_SYS="$(PYTHON_SYS)" VENV="$(VENV)" bash tools/install.sh
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+# requirements.lock, the exact package set `make install` installs: tools/install.sh RESOLVE=1 resolves the declared
+# dependencies ([project] dependencies of pyproject.toml + requirements.txt; CPU torch 2.13.0, mmcv from WHEELHOUSE)
+# in a scratch venv, then tools/lock.py writes what pip freeze shows there (minus pip and the suite). A few minutes
+# (pip's cache helps); run it after changing a declared dependency (`make install` refuses a stale lock), commit it.
+lock:
+	@scratch=$$(mktemp -d "$${TMPDIR:-/tmp}/vit-adapter-lock.XXXXXX"); \
+	RESOLVE=1 WHEELHOUSE="$(WHEELHOUSE)" PYTHON_SYS="$(PYTHON_SYS)" VENV="$$scratch/venv" bash tools/install.sh \
+	  && $(PYTHON_SYS) tools/lock.py write "$$scratch/venv/bin/python" --out requirements.lock; \
+	rc=$$?; rm -rf "$$scratch"; exit $$rc
 
 # For cluster users: a CUDA torch + mmcv (with CUDA ops) + this suite's CUDA kernel, built from source.
 # Set TORCH_CUDA_ARCH_LIST (e.g. "8.0;9.0") and have nvcc on PATH.

@@ -120,15 +120,19 @@ def _locked_train(run_dir: Path, cfg_file: Path, config_sha256: str | None) -> d
     if rank == 0:
         import socket
         world = int(os.environ.get('WORLD_SIZE', '1')) if distributed else 1
+        from experiments.environment import gpu_info
+        # code_root: where the job's code comes from (a SLURM job: the snapshot taken at submission); gpu: the
+        # accelerator of the node that trains (the manifest has the launching host's).
         rd.write_state(run_dir, 'running', job_id=_job_id(), host=socket.gethostname(), world_size=world,
                        backend=('nccl' if torch.cuda.is_available() else 'gloo') if distributed else None,
-                       restarts=int(os.environ.get('SLURM_RESTART_COUNT', '0')), scheduler=_scheduler())
+                       restarts=int(os.environ.get('SLURM_RESTART_COUNT', '0')), scheduler=_scheduler(),
+                       code_root=str(rd.REPO_ROOT), gpu=gpu_info())
     try:
         metrics = _train(run_dir, cfg_bytes, distributed)
     except BaseException as err:  # noqa: BLE001 - record every failure, then re-raise
         if rank == 0:
             old = rd.read_state(run_dir) or {}
-            keep = {k: old[k] for k in ('host', 'world_size', 'backend', 'restarts', 'scheduler') if k in old}
+            keep = {k: old[k] for k in _KEPT if k in old}
             if isinstance(err, (KeyboardInterrupt, SystemExit)):
                 if old.get('state') != 'queued':  # not a submitit requeue (checkpoint() wrote 'queued')
                     rd.write_state(run_dir, 'interrupted', error=f'stopped by {type(err).__name__}'
@@ -139,9 +143,12 @@ def _locked_train(run_dir: Path, cfg_file: Path, config_sha256: str | None) -> d
         raise
     if rank == 0:
         old = rd.read_state(run_dir) or {}
-        rd.write_state(run_dir, 'finished', **{k: old[k] for k in ('host', 'world_size', 'backend', 'restarts',
-                                                                    'scheduler') if k in old})
+        rd.write_state(run_dir, 'finished', **{k: old[k] for k in _KEPT if k in old})
     return metrics
+
+
+#: What the state of a running job keeps when it ends (finished, failed, interrupted).
+_KEPT = ('host', 'world_size', 'backend', 'restarts', 'scheduler', 'code_root', 'gpu')
 
 
 def _die_with_parent(parent: int) -> None:

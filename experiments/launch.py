@@ -3,6 +3,7 @@
 Usage:
     python -m experiments.launch GRID [--profile tiny|paper] [--cluster local|slurm|debug] [--seeds K]
                                       [--runs RUN ...] [--dry-run] [--runs-root DIR] [--cfg-options K=V ...]
+                                      [--vis tensorboard|wandb|mlflow|none ...]
                                       [SLURM options: --partition --account --qos --time --nodes --gpus-per-node
                                        --ntasks-per-node --cpus-per-task --mem --constraint --sbatch KEY=VALUE]
 
@@ -15,6 +16,8 @@ Examples:
 Each run lives in ``$RUNS_ROOT/<profile>/<grid>/<run>/seed<k>/`` (see ``experiments/rundir.py``): finished runs
 are skipped, unfinished ones resume from their last checkpoint, and a run directory whose manifest differs from
 the new configuration is an error (pick a new ``--runs-root`` or delete the directory) -- nothing is overwritten.
+Each manifest also records the environment (``pip freeze``, GPU/CUDA/driver; ``experiments/environment.py``), and
+SLURM jobs run from a snapshot of the code taken at submission (``experiments/snapshot.py``).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from pathlib import Path
 
 from experiments import cluster as cl
 from experiments import rundir as rd
+from experiments import vis as vz
 from experiments.grids import GRID_NAMES, PROFILES, RunSpec, get_grid
 from experiments.progressbar import RunProgressBar
 
@@ -68,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--dry-run', action='store_true', help='print runs and sbatch settings, submit nothing')
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='mmengine config overrides for every run (recorded in the manifest)')
+    parser.add_argument('--vis', nargs='+', choices=vz.CHOICES, default=None, metavar='{' + ','.join(vz.CHOICES) + '}',
+                        help='visualisers besides the local scalars.json (default: the configs\', tensorboard); not '
+                        'part of a run\'s identity: switching them keeps (and resumes) a run')
     parser.add_argument('--wait', action=argparse.BooleanOptionalAction, default=None,
                         help='wait for SLURM jobs and print their metrics (default: wait except on slurm)')
     cl.add_slurm_arguments(parser)
@@ -197,11 +204,16 @@ def check_pretrained(cfg, profile: str) -> None:
 
 # --------------------------------------------------------------------------------------------- runs
 def prepare_run(spec: RunSpec, profile: str, runs_root: Path, extra: dict, command: str,
-                dry_run: bool) -> tuple[Path, str]:
-    """Create (or check) the run directory; returns (dir, status) with status 'done' | 'new' | 'resume'."""
+                dry_run: bool, vis: list[str] | None = None) -> tuple[Path, str]:
+    """Create (or check) the run directory; returns (dir, status) with status 'done' | 'new' | 'resume'.
+
+    ``vis``: the visualisers (``--vis``; None keeps the configs' default), not part of the run's identity.
+    """
     cfg, overrides, notes = build_config(spec, profile, extra, runs_root, dry_run)
+    _apply_vis(cfg, vis, spec, profile)
     try:
         check_pretrained(cfg, profile)
+        check_vis(cfg)
     except LaunchError as err:
         if not dry_run:
             raise
@@ -214,13 +226,14 @@ def prepare_run(spec: RunSpec, profile: str, runs_root: Path, extra: dict, comma
                     overrides=dict(overrides, **extra), config=text, config_file=str(spec.config_file(profile)),
                     config_hash=rd.config_hash(config_data), code=code, identity=rd.identity(config_data, code),
                     notes=notes, git_commit=code['commit'] and code['commit'] + ('-dirty' if code['dirty'] else ''),
-                    versions=_versions(), command=command, created=rd.now())
+                    versions=_versions(), command=command, created=rd.now(), vis=_vis_names(cfg),
+                    environment=_environment())
     old = rd.read_json(rdir / rd.MANIFEST)
     if old is not None:
         new = json.loads(json.dumps(manifest, default=str))
         keys = rd.IDENTITY_KEYS if 'config_hash' not in old else \
             tuple(k for k in rd.IDENTITY_KEYS if k != 'config') + ('config_hash',)  # older runs: the config text
-        diff = rd.manifest_mismatch(old, new, keys)
+        diff = rd.manifest_mismatch(_without_excluded(old), _without_excluded(new), keys)
         if diff:
             raise LaunchError(
                 f'{rdir} holds a run with a different {", ".join(diff)} than the one requested now. Nothing is '
@@ -254,6 +267,43 @@ def prepare_run(spec: RunSpec, profile: str, runs_root: Path, extra: dict, comma
         rd.write_json(rdir / rd.MANIFEST, manifest)
         rd.write_state(rdir, 'queued')
     return rdir, 'new'
+
+
+def _apply_vis(cfg, vis: list[str] | None, spec: RunSpec, profile: str) -> None:
+    """Set the visualisers of ``cfg`` from ``--vis`` (None: keep the configs' default)."""
+    if vis:
+        try:
+            vz.apply(cfg, vis, run_name=f'{spec.grid}/{spec.name}/seed{spec.seed}',
+                     group=f'vit-adapter-{profile}-{spec.grid}')
+        except ValueError as err:
+            raise LaunchError(str(err)) from None
+
+
+def check_vis(cfg) -> None:
+    """A chosen visualiser whose package is missing: an error naming the pip install, before anything runs."""
+    problems = vz.missing(cfg)
+    if problems:
+        raise LaunchError('; '.join(problems))
+
+
+def _vis_names(cfg) -> list[str]:
+    vb = (cfg.get('visualizer') or {}).get('vis_backends') or cfg.get('vis_backends') or []
+    return [b.get('type') for b in vb if isinstance(b, dict)]
+
+
+def _environment() -> dict:
+    """``pip freeze`` and GPU/CUDA/driver for the manifest (recorded, not part of the identity)."""
+    from experiments.environment import environment
+    return environment()
+
+
+def _without_excluded(manifest: dict) -> dict:
+    """``manifest`` with the ``overrides`` of keys outside a run's identity (``rundir.IDENTITY_EXCLUDED``:
+    visualiser, log level, ...) left out, so that ``--cfg-options visualizer...`` does not make it another run."""
+    ov = manifest.get('overrides')
+    if not isinstance(ov, dict):
+        return manifest
+    return dict(manifest, overrides={k: v for k, v in ov.items() if k.split('.', 1)[0] not in rd.IDENTITY_EXCLUDED})
 
 
 def _busy(rdir: Path) -> str | None:
@@ -331,9 +381,13 @@ class SubmissionError(LaunchError):
 def submit_submitit(rdirs: list[Path], cluster: str, folder: Path, params: dict, max_num_timeout: int):
     """Submit one TrainJob per run dir (a job array on SLURM); returns the submitit jobs.
 
+    On SLURM the jobs run from a snapshot of the code (:func:`_code_snapshot`), so a job that starts or requeues
+    after the checkout moved still runs the code its manifest names.
+
     Raises:
         SubmissionError: the executor could not be made or the submission failed (no sbatch, controller down,
-            sbatch refused the options); every run not submitted is marked 'not submitted' with the error.
+            sbatch refused the options, the code could not be snapshotted); every run not submitted is marked
+            'not submitted' with the error.
     """
     from experiments.job import TrainJob
     jobs = []
@@ -341,12 +395,15 @@ def submit_submitit(rdirs: list[Path], cluster: str, folder: Path, params: dict,
         executor = cl.make_executor(cluster, folder, dict(params), job_name='vit-adapter',
                                     max_num_timeout=max_num_timeout)
         if cluster == 'slurm':
+            executor.update_parameters(slurm_setup=_code_snapshot(rdirs, folder.parent, params)['slurm_setup'])
             with executor.batch():  # one job array: submitted (all of it) when the block ends
                 for rdir in rdirs:
                     jobs.append(executor.submit(TrainJob(str(rdir), rd.config_sha256(rdir))))
         else:
             for rdir in rdirs:
                 jobs.append(executor.submit(TrainJob(str(rdir), rd.config_sha256(rdir))))
+    except SubmissionError:  # no code snapshot: already recorded in the runs
+        raise
     except Exception as err:  # noqa: BLE001 - any failure to submit: recorded in the runs, reported without traceback
         msg = cl.submission_failure(err, cluster)
         submitted = [] if cluster == 'slurm' else jobs
@@ -358,6 +415,35 @@ def submit_submitit(rdirs: list[Path], cluster: str, folder: Path, params: dict,
     for rdir, job in zip(rdirs, jobs):
         rd.write_state(rdir, 'queued', job_id=str(job.job_id), scheduler='slurm' if cluster == 'slurm' else cluster)
     return jobs
+
+
+def _code_snapshot(rdirs: list[Path], grid_dir: Path, params: dict) -> dict:
+    """Snapshot the code for SLURM jobs (``experiments/snapshot.py``) into ``<grid_dir>/_snapshots/<code hash>/``;
+    returns ``params`` with a ``slurm_setup`` that runs the job from there.
+
+    The snapshot must be the code the manifests of ``rdirs`` record (it is, unless the checkout changed since
+    ``prepare_run``); otherwise nothing is submitted and the runs are marked 'not submitted'. Outside a git checkout
+    (no code hash in the manifests) there is nothing to snapshot: the jobs run the checkout, with a warning.
+    """
+    from experiments import snapshot
+    manifests = [rd.read_json(r / rd.MANIFEST) or {} for r in rdirs]
+    # runs made before manifests had a code hash have none to match
+    codes = {json.dumps(m['code'], sort_keys=True) for m in manifests if (m.get('code') or {}).get('code_sha256')}
+    if not codes and not rd.code_state().get('code_sha256'):
+        print(f'warning: {rd.REPO_ROOT} is not a git checkout (or git is not on PATH): the SLURM jobs run the code '
+              f'found there when they start, not a snapshot', file=sys.stderr)
+        return dict(params)
+    try:
+        if len(codes) > 1:
+            raise snapshot.SnapshotError('the runs to submit were prepared with different code')
+        snap = snapshot.take(grid_dir / snapshot.SNAPSHOTS, code=json.loads(codes.pop()) if codes else None)
+    except snapshot.SnapshotError as err:
+        msg = f'no code snapshot for the SLURM jobs: {err}'
+        for rdir in rdirs:
+            rd.write_state(rdir, 'not submitted', error=msg)
+        raise SubmissionError(f'{msg}. {len(rdirs)} run(s) marked \'not submitted\'.') from None
+    print(f'code snapshot for the jobs: {snap}')
+    return dict(params, slurm_setup=snapshot.slurm_setup(snap) + list(params.get('slurm_setup') or []))
 
 
 def print_metrics(rdirs: list[Path]) -> None:
@@ -427,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         prepared, corrupt = [], 0
         for s in specs:
             try:
-                prepared.append((s,) + prepare_run(s, args.profile, runs_root, extra, command, args.dry_run))
+                prepared.append((s,) + prepare_run(s, args.profile, runs_root, extra, command, args.dry_run,
+                                                   vis=args.vis))
             except rd.CorruptRunFile as err:  # this run is skipped and named; the rest of the grid goes on
                 corrupt += 1
                 print(f'error: {err}', file=sys.stderr)

@@ -5,6 +5,8 @@
   uninterrupted run submitted alongside it.
 * distributed: one job as two SLURM tasks (torch.distributed gloo from the SLURM environment, as the multi-GPU
   path) matches the single-task job with the same global batch.
+* snapshot: held jobs (a trivial probe and a tiny run) released after the checkout's code changed run the code
+  snapshot taken at submission, and the run reads data/ through the snapshot's link.
 
 As root the session fixture starts SLURM itself (and stops it at the end); a failure to start it fails the tests.
 """
@@ -161,3 +163,39 @@ def test_two_slurm_tasks_match_one(slurm, tmp_path, synthetic_data):
     assert rel < 1e-3, f'relative L2 difference of the weights {rel:.3g}'
     m1, m2 = _metrics(dirs['one']), _metrics(dirs['two'])
     assert abs(m1['mIoU'] - m2['mIoU']) < 1e-6 * 100 + 0.5  # percent; near-identical weights, same val set
+
+
+def test_jobs_run_the_code_snapshot_taken_at_submission(slurm, tmp_path, synthetic_data):
+    """Two held jobs -- a trivial probe and a tiny training run -- are submitted from one snapshot; then the
+    checkout's code changes; released, both run the snapshot's code, and the run reads data/ through it."""
+    from experiments import snapshot
+    marker = REPO / 'experiments' / f'_slurm_marker_{os.getpid()}.py'
+    marker.write_text("VALUE = 'submitted'\n")  # new uncommitted code: in the manifests' code and in the snapshot
+    try:
+        root = tmp_path / 'runs'
+        spec = get_grid('N').runs(1, only=['N2'])[0]
+        extra = launch.parse_cfg_options(fast_options(iters=2, ckpt=2, val_images=4))
+        rdir, _ = launch.prepare_run(spec, 'tiny', root, extra, 'test', dry_run=False)
+        args = launch.build_parser().parse_args(['N', '--cluster', 'slurm', '--cpus-per-task', '1', '--time', '20'])
+        params = launch.cl.slurm_parameters(args, 'tiny')
+        params['slurm_additional_parameters'] = {'hold': True}  # #SBATCH --hold: released below
+        folder = root / 'tiny' / 'N' / '_submitit'
+        [train_job] = launch.submit_submitit([rdir], 'slurm', folder, params, max_num_timeout=1)
+        # the trivial job, through the same snapshot step (same code: the same snapshot)
+        executor = launch.cl.make_executor('slurm', folder, launch._code_snapshot([rdir], folder.parent, params))
+        probe_job = executor.submit(snapshot.probe, f'experiments.{marker.stem}')
+        code = json.loads((rdir / rd.MANIFEST).read_text())['code']
+        snap = root.resolve() / 'tiny' / 'N' / snapshot.SNAPSHOTS / code['code_sha256'][:16]
+        assert snapshot.read_mark(snap)['code'] == code
+        marker.write_text("VALUE = 'changed after submission'\n")  # the checkout moves on
+        for job in (train_job, probe_job):
+            subprocess.run(['scontrol', 'release', str(job.job_id).split('_')[0]], check=True)
+        seen = probe_job.result()
+        assert seen['value'] == 'submitted' and seen['file'] == str(snap / 'experiments' / marker.name)
+        assert seen['cwd'] == str(snap) and seen['code_root'] == str(snap)
+        assert seen['data'] == str((REPO / 'data').resolve())
+        _wait(lambda: _done(rdir), 300, 'the tiny run')
+        state = rd.read_state(rdir)
+        assert state['code_root'] == str(snap) and state['gpu']['torch_cuda'] == (torch.version.cuda or 'none')
+    finally:
+        marker.unlink(missing_ok=True)

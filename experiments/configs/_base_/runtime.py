@@ -16,7 +16,10 @@ env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'))
-vis_backends = [dict(type='LocalVisBackend')]
+# LocalVisBackend: <run>/<timestamp>/vis_data/scalars.json (analysis/logs.py reads it). TensorBoard event files in the
+# same folder (`tensorboard --logdir runs/`). `python -m experiments.launch --vis wandb|mlflow|tensorboard|none` swaps
+# them (experiments/vis.py); neither key is part of a run's identity, so a switch keeps (and resumes) the run.
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(vis_backends=vis_backends, name='visualizer')
 log_level = 'INFO'
 load_from = None
