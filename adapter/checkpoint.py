@@ -18,16 +18,30 @@ Formats, detected from the keys:
   intermediate.dense, output.{dense, LayerNorm}). Post-norm BERT layers: build the ViT with
   ``post_norm=True, embed_norm=True``. Assumed from the official ViT-Adapter code (no checkpoint inspected);
   an optional leading 'module.' / 'backbone.' / 'encoder.' prefix is stripped.
+- ``dinov2``: DINOv2 ViT-S/B/L/g 14 ``*_pretrain.pth``, with or without registers (top level: cls_token (1, 1, C),
+  pos_embed (1, 1 + 37*37, C) for 518 px, [register_tokens (1, 4, C)], mask_token (1, C), patch_embed.proj.weight
+  (C, 3, 14, 14), blocks.N.{norm1, attn.qkv, attn.proj, ls1.gamma, norm2, mlp.fc1, mlp.fc2 | mlp.w12, mlp.w3
+  (ViT-g's SwiGLU), ls2.gamma}, norm; ``blocks.K.N.*`` when saved with block_chunks > 0). Key names read from
+  facebookresearch/dinov2 ``models/vision_transformer.py``, ``layers/{block, layer_scale, swiglu_ffn}.py``.
+- ``mae``: an MAE pre-training state with its decoder (cls_token, pos_embed with a zero class slot, patch_embed,
+  blocks.N.* as timm, norm, mask_token (1, 1, Cd), decoder_embed, decoder_pos_embed, decoder_blocks.N.*,
+  decoder_norm, decoder_pred; facebookresearch/mae ``models_mae.py``). MAE's released encoder-only
+  ``mae_pretrain_vit_*.pth`` ({'model': cls_token, pos_embed, patch_embed, blocks, norm}) and the fine-tuned ones
+  (fc_norm, head, no norm) have timm's key layout and load as ``timm``.
 - ``suite``: a state dict of this suite's ViT (optionally prefixed 'vit.' or 'backbone.vit.').
 
 Position embeddings lose their prefix tokens and are resized bicubically to the model's pre-training grid;
-heads and class tokens are dropped; BEiT layer scale goes to LayerScale when the model has it, else it is folded
+heads and class tokens are dropped (DINOv2 / MAE: the class token, with its position embedding folded in, and
+DINOv2's register tokens are kept when the ViT carries them, ``class_token`` / ``num_register_tokens``, else
+dropped and reported); a patch kernel of another size (DINOv2 / MAE-H 14x14) is resized to the model's patch with
+FlexiViT's pseudo-inverse resize (``resize_patch_kernel``); BEiT layer scale goes to LayerScale when the model has it, else it is folded
 exactly into attn.proj / mlp.fc2; the BEiT relative position table goes to the model's ``rel_pos_table`` (resized)
 when the model has ``rel_pos_bias=True``, else it is dropped with a warning. Width or depth mismatches raise.
 
 References:
     timm ``vision_transformer.py::checkpoint_filter_fn`` and ``_load_weights`` (formats, read for facts);
-    timm ``layers/pos_embed.py::resample_abs_pos_embed``.
+    timm ``layers/pos_embed.py::resample_abs_pos_embed``; Beyer et al., "FlexiViT: One Model for All Patch
+    Sizes", CVPR 2023, Sec. 3.4 (PI-resize).
 """
 from __future__ import annotations
 
@@ -46,7 +60,7 @@ from torch import nn
 from .vit import resize_pos_embed, resize_rel_pos_table
 
 StateDict = Dict[str, torch.Tensor]
-FORMATS = ('timm', 'augreg_npz', 'beit', 'uniperceiver', 'suite')
+FORMATS = ('timm', 'augreg_npz', 'beit', 'uniperceiver', 'dinov2', 'mae', 'suite')
 
 
 @dataclass
@@ -121,6 +135,11 @@ def detect_format(sd: Mapping[str, torch.Tensor]) -> str:
         return 'beit'
     if any(re.match(r'(backbone\.)?vit\.blocks\.\d+\.', k) for k in keys):
         return 'suite'
+    if any(k.startswith('decoder_') for k in keys) and 'blocks.0.attn.qkv.weight' in keys:
+        return 'mae'
+    if ('mask_token' in keys or 'register_tokens' in keys) and any(
+            re.match(r'blocks\.(\d+\.)?\d+\.attn\.qkv\.weight', k) for k in keys):
+        return 'dinov2'
     if any(re.match(r'blocks\.\d+\.attn\.qkv\.weight', k) for k in keys):
         return 'timm'
     raise ValueError(f'unrecognised checkpoint layout; first keys: {keys[:8]}. Supported formats: {FORMATS}')
@@ -276,8 +295,59 @@ def convert_uniperceiver(sd: StateDict) -> Tuple[StateDict, List[str], List[str]
     return out, dropped, notes
 
 
+def _class_token(sd: StateDict, notes: List[str]) -> Dict[str, torch.Tensor]:
+    """DINOv2 / MAE class token with its (constant) position embedding ``pos_embed[:, 0]`` folded in."""
+    if 'cls_token' not in sd:
+        return {}
+    cls = sd['cls_token'].reshape(1, 1, -1)
+    pos = sd.get('pos_embed')
+    if pos is not None and _split_prefix_tokens(pos)[1] == 1:
+        cls = cls + pos[:, :1]
+        notes.append('cls_token: its position embedding pos_embed[:, 0] folded in')
+    return {'cls_token': cls}
+
+
+def convert_dinov2(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
+    """DINOv2 (with or without registers) -> suite names: chunked block keys un-chunked, position embedding without
+    its class slot, class token (position folded in) and register tokens kept for a ViT that carries them."""
+    notes: List[str] = []
+    out, dropped = _class_token(sd, notes), []
+    for k, v in sd.items():
+        m = re.match(r'blocks\.\d+\.(\d+\..+)', k)   # block_chunks > 0: blocks.<chunk>.<block>.*
+        if m:
+            k = 'blocks.' + m.group(1)
+        if k == 'cls_token':
+            continue
+        if k == 'mask_token' or k.startswith(('norm.', 'head', 'fc_norm')):
+            dropped.append(k)
+        elif k == 'pos_embed':
+            out[k], _ = _split_prefix_tokens(v)
+        else:
+            out[k] = v
+    if any(re.match(r'blocks\.\d+\.\d+\.', k) for k in sd):
+        notes.append('chunked block keys blocks.K.N.* renamed blocks.N.*')
+    return out, dropped, notes
+
+
+def convert_mae(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
+    """MAE pre-training state -> suite names: the decoder and its mask token dropped, the encoder as timm's, the
+    class token (position folded in) kept for a ViT that carries one."""
+    notes: List[str] = []
+    out, dropped = _class_token(sd, notes), []
+    for k, v in sd.items():
+        if k == 'cls_token':
+            continue
+        if k.startswith(('decoder_', 'mask_token', 'norm.', 'fc_norm', 'head')):
+            dropped.append(k)
+        elif k == 'pos_embed':
+            out[k], _ = _split_prefix_tokens(v)
+        else:
+            out[k] = v
+    return out, dropped, notes
+
+
 _CONVERTERS = {'timm': convert_timm, 'augreg_npz': convert_augreg_npz, 'beit': convert_beit,
-               'uniperceiver': convert_uniperceiver,
+               'uniperceiver': convert_uniperceiver, 'dinov2': convert_dinov2, 'mae': convert_mae,
                'suite': lambda sd: convert_suite(sd)}
 
 
@@ -298,10 +368,11 @@ def _fold_layer_scale(sd: StateDict, notes: List[str]) -> None:
     for k in [k for k in sd if re.match(r'blocks\.\d+\.ls[12]\.gamma$', k)]:
         i, which = re.match(r'blocks\.(\d+)\.ls([12])', k).groups()
         g = sd.pop(k)
-        layer = f'blocks.{i}.attn.proj' if which == '1' else f'blocks.{i}.mlp.fc2'
+        fc2 = 'mlp.w3' if f'blocks.{i}.mlp.w3.weight' in sd else 'mlp.fc2'
+        layer = f'blocks.{i}.attn.proj' if which == '1' else f'blocks.{i}.{fc2}'
         sd[layer + '.weight'] = sd[layer + '.weight'] * g[:, None]
         sd[layer + '.bias'] = sd[layer + '.bias'] * g
-    notes.append('layer scale folded into attn.proj / mlp.fc2 (the model has layer_scale_init=None)')
+    notes.append('layer scale folded into attn.proj / mlp.fc2 (mlp.w3) (the model has layer_scale_init=None)')
 
 
 def convert_state_dict(sd: StateDict, fmt: str = None) -> Tuple[StateDict, str, List[str], List[str]]:
@@ -337,6 +408,19 @@ def load_pretrained(vit: nn.Module, src, strict_shapes: bool = True, trust: bool
         raise ValueError('Uni-Perceiver checkpoints hold post-norm BERT layers with a normed embedding: build the '
                          'backbone with post_norm=True, embed_norm=True to load them')
     _check_fit(sd, vit)
+    for k, option in (('cls_token', 'class_token=True'), ('register_tokens', 'num_register_tokens')):
+        if k in sd and k not in own:
+            sd.pop(k)
+            dropped.append(k)
+            notes[:] = [n for n in notes if not n.startswith(k + ':')]
+            notes.append(f'{k} dropped: the ViT carries no such token (build it with {option} to keep it)')
+    w = sd.get('patch_embed.proj.weight')
+    if w is not None and tuple(w.shape[2:]) != (vit.patch_size, vit.patch_size):
+        sd['patch_embed.proj.weight'] = resize_patch_kernel(w, (vit.patch_size, vit.patch_size))
+        up = all(n >= o for n, o in zip((vit.patch_size, vit.patch_size), w.shape[2:]))
+        notes.append(f'patch_embed.proj.weight resized {w.shape[2]}x{w.shape[3]} -> {vit.patch_size}x'
+                     f'{vit.patch_size} (FlexiViT PI-resize: ' + ('exact on bilinearly upsampled patches)' if up else
+                                                               'least squares, downsampling is not exact)'))
     if 'pos_embed' in sd and sd['pos_embed'].shape != own['pos_embed'].shape:
         src_side = math.isqrt(sd['pos_embed'].shape[1])
         sd['pos_embed'] = resize_pos_embed(sd['pos_embed'], (src_side, src_side), vit.pretrain_grid)
@@ -377,20 +461,55 @@ def load_pretrained(vit: nn.Module, src, strict_shapes: bool = True, trust: bool
     return report
 
 
+def _bilinear_matrix(src: Tuple[int, int], dst: Tuple[int, int]) -> torch.Tensor:
+    """The (dst_h*dst_w, src_h*src_w) matrix of bilinear resizing (half-pixel centres, antialiased when shrinking)."""
+    n = src[0] * src[1]
+    basis = torch.eye(n, dtype=torch.float64).reshape(n, 1, *src)
+    out = torch.nn.functional.interpolate(basis, size=dst, mode='bilinear', align_corners=False,
+                                          antialias=dst[0] < src[0] or dst[1] < src[1])
+    return out.reshape(n, dst[0] * dst[1]).t()
+
+
+def resize_patch_kernel(weight: torch.Tensor, new_hw: Tuple[int, int]) -> torch.Tensor:
+    """FlexiViT's pseudo-inverse resize of a patch-embedding kernel.
+
+    With B the bilinear resize of a patch (``_bilinear_matrix``), the new kernel is ``pinv(B^T) w``, so that
+    ``<B x, w_new> = <x, w>`` for every patch x when B has full column rank (upsampling, e.g. 14 -> 16): the
+    resized kernel on a bilinearly upsampled patch gives exactly the old embedding. Shrinking is the least-squares
+    solution instead.
+
+    Args:
+        weight: (C, in_chans, h, w) kernel.
+        new_hw: (H, W).
+
+    Returns:
+        (C, in_chans, H, W) kernel, in ``weight``'s dtype (computed in float64).
+    """
+    c, k, h, w = weight.shape
+    if (h, w) == tuple(new_hw):
+        return weight
+    b = _bilinear_matrix((h, w), tuple(new_hw))
+    flat = weight.reshape(c * k, h * w).to(torch.float64)
+    new = flat @ torch.linalg.pinv(b.t()).t()
+    return new.reshape(c, k, *new_hw).to(weight.dtype)
+
+
 def k_missing_all(own: Mapping, suffix: str) -> bool:
     """True when no key of ``own`` ends with ``suffix``."""
     return not any(k.endswith(suffix) for k in own)
 
 
 def _check_fit(sd: StateDict, vit: nn.Module) -> None:
-    """Raise when the checkpoint's width or depth differs from the model's, saying which."""
+    """Raise when the checkpoint's width, depth or FFN type differs from the model's, saying which."""
     w = sd.get('patch_embed.proj.weight')
-    if w is not None:
-        if w.shape[0] != vit.embed_dim:
-            raise ValueError(f'checkpoint width {w.shape[0]} != model width {vit.embed_dim}: the checkpoint is '
-                             f'for another ViT size (T 192, S 384, B 768, L 1024); pick the matching arch')
-        if tuple(w.shape[2:]) != (vit.patch_size, vit.patch_size):
-            raise ValueError(f'checkpoint patch size {tuple(w.shape[2:])} != model patch size {vit.patch_size}')
+    if w is not None and w.shape[0] != vit.embed_dim:
+        raise ValueError(f'checkpoint width {w.shape[0]} != model width {vit.embed_dim}: the checkpoint is '
+                         f'for another ViT size (T 192, S 384, B 768, L 1024, g 1536); pick the matching arch')
+    ckpt_ffn = 'swiglu' if 'blocks.0.mlp.w12.weight' in sd else 'mlp' if 'blocks.0.mlp.fc1.weight' in sd else None
+    model_ffn = getattr(vit, 'ffn', 'mlp')
+    if ckpt_ffn is not None and ckpt_ffn != model_ffn:
+        raise ValueError(f"checkpoint FFN is {ckpt_ffn!r} ({'mlp.w12 / mlp.w3' if ckpt_ffn == 'swiglu' else 'mlp.fc1 / mlp.fc2'}) "
+                         f"but the model's is {model_ffn!r}: build the ViT with ffn={ckpt_ffn!r}")
     depth = {int(m.group(1)) for k in sd for m in [re.match(r'blocks\.(\d+)\.', k)] if m}
     if depth and max(depth) + 1 != vit.depth:
         raise ValueError(f'checkpoint depth {max(depth) + 1} != model depth {vit.depth}: pick the matching arch '

@@ -195,23 +195,52 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+class SwiGLU(nn.Module):
+    """SwiGLU FFN with a fused input projection: w12 -> (x1, x2) halves -> silu(x1) * x2 -> w3.
+
+    Module names ``w12`` / ``w3`` are those of DINOv2's ``SwiGLUFFN`` (ViT-g/14), so its checkpoints map one-to-one.
+    """
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.w12 = nn.Linear(dim, 2 * hidden)
+        self.w3 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = self.w12(x).chunk(2, dim=-1)
+        return self.w3(F.silu(x1) * x2)
+
+
+FFN_TYPES = ('mlp', 'swiglu')
+
+
+def swiglu_hidden(dim: int, mlp_ratio: float) -> int:
+    """Hidden width of DINOv2's ``SwiGLUFFNFused``: 2/3 of the MLP width, rounded up to a multiple of 8
+    (ViT-g/14: dim 1536, ratio 4 -> 4096)."""
+    return (int(int(dim * mlp_ratio) * 2 / 3) + 7) // 8 * 8
+
+
 class Block(nn.Module):
     """Transformer block taking the token grid.
 
     Pre-norm (default): x + ls1(attn(norm1 x)), then x + ls2(mlp(norm2 x)). ``post_norm=True``: norm1(x + attn x),
-    then norm2(x + mlp x) (the BERT layout of Uni-Perceiver).
+    then norm2(x + mlp x) (the BERT layout of Uni-Perceiver). ``ffn='swiglu'``: the FFN is ``SwiGLU``.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_path: float = 0.0, layer_scale_init: Optional[float] = None, window_size: int = 0,
-                 rel_pos_grid: Optional[HW] = None, norm: str = 'LN', act: str = 'GELU', post_norm: bool = False):
+                 rel_pos_grid: Optional[HW] = None, norm: str = 'LN', act: str = 'GELU', post_norm: bool = False,
+                 ffn: str = 'mlp'):
         super().__init__()
+        if ffn not in FFN_TYPES:
+            raise ValueError(f'unknown ffn {ffn!r}; choose one of {FFN_TYPES}')
         self.post_norm = post_norm
         self.norm1 = get_token_norm(norm, dim)
         self.attn = Attention(dim, num_heads, qkv_bias, window_size, rel_pos_grid)
         self.ls1 = LayerScale(dim, layer_scale_init) if layer_scale_init is not None else nn.Identity()
         self.norm2 = get_token_norm(norm, dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), act)
+        self.mlp = (Mlp(dim, int(dim * mlp_ratio), act) if ffn == 'mlp'
+                    else SwiGLU(dim, swiglu_hidden(dim, mlp_ratio)))
         self.ls2 = LayerScale(dim, layer_scale_init) if layer_scale_init is not None else nn.Identity()
         self.drop_path = DropPath(drop_path)
 
@@ -264,6 +293,17 @@ class VisionTransformer(nn.Module):
         act: MLP activation name.
         post_norm: post-norm blocks (Uni-Perceiver / BERT layout).
         embed_norm: LayerNorm on the embedded tokens (after adding the position embedding; Uni-Perceiver).
+        ffn: 'mlp' (fc1 -> act -> fc2) or 'swiglu' (DINOv2 ViT-g's fused SwiGLU, ``w12`` / ``w3``, hidden width
+            ``swiglu_hidden(embed_dim, mlp_ratio)``).
+        class_token: carry a class token in front of the patch tokens through the blocks (``cls_token``, its
+            position embedding included: DINOv2 / MAE add ``pos_embed[:, 0]`` to it, a constant).
+        num_register_tokens: carry this many register tokens after the class token (DINOv2 "with registers":
+            ``register_tokens``, no position embedding).
+
+    Prefix tokens (class, registers) take part in every block's attention but are kept out of the spatial map:
+    ``embed`` returns (B, P + H/p*W/p, C) tokens with the P prefix tokens first, and ``to_map`` drops them. They
+    need global attention without relative position bias (windows and the BEiT table index a grid) and are
+    refused with those options. Defaults (0 prefix tokens, 'mlp') build the network described above unchanged.
     """
 
     def __init__(self, embed_dim: int = 768, depth: int = 12, num_heads: int = 12, patch_size: int = 16,
@@ -271,7 +311,7 @@ class VisionTransformer(nn.Module):
                  layer_scale_init: Optional[float] = None, window_attn: Union[bool, Sequence[bool]] = False,
                  window_size: int = 14, pretrain_size: Union[int, HW] = 224, rel_pos_bias: bool = False,
                  with_cp: bool = False, in_chans: int = 3, act: str = 'GELU', post_norm: bool = False,
-                 embed_norm: bool = False):
+                 embed_norm: bool = False, ffn: str = 'mlp', class_token: bool = False, num_register_tokens: int = 0):
         super().__init__()
         ps = (pretrain_size, pretrain_size) if isinstance(pretrain_size, int) else tuple(pretrain_size)
         self.embed_dim, self.depth, self.num_heads, self.patch_size = embed_dim, depth, num_heads, patch_size
@@ -281,6 +321,14 @@ class VisionTransformer(nn.Module):
             raise TypeError(f'layer_scale_init is the initial gamma value (a float, e.g. 1.0 as the official code) or '
                             f'None for no layer scale, got {layer_scale_init!r}')
         self.window_flags = window_pattern(window_attn, depth)
+        if num_register_tokens < 0:
+            raise ValueError(f'num_register_tokens must be >= 0, got {num_register_tokens}')
+        self.num_prefix_tokens = int(bool(class_token)) + int(num_register_tokens)
+        if self.num_prefix_tokens and (any(self.window_flags) or rel_pos_bias):
+            raise ValueError('class / register tokens need global attention without relative position bias: '
+                             'build the ViT with window_attn=False, rel_pos_bias=False, or without prefix tokens '
+                             '(class_token=False, num_register_tokens=0; the loader then drops them)')
+        self.ffn = ffn
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.pretrain_grid[0] * self.pretrain_grid[1], embed_dim))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -289,10 +337,17 @@ class VisionTransformer(nn.Module):
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i], layer_scale_init,
                   window_size if self.window_flags[i] else 0,
                   ((window_size, window_size) if self.window_flags[i] else self.pretrain_grid)
-                  if rel_pos_bias else None, act=act, post_norm=post_norm)
+                  if rel_pos_bias else None, act=act, post_norm=post_norm, ffn=ffn)
             for i in range(depth)])
         self.embed_norm = get_token_norm('LN', embed_dim) if embed_norm else None
         self.apply(self._init_weights)
+        # created after the weight init, so the default model draws the same random numbers as before
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
+        self.register_tokens = (nn.Parameter(torch.zeros(1, num_register_tokens, embed_dim))
+                                if num_register_tokens else None)
+        for p in (self.cls_token, self.register_tokens):
+            if p is not None:
+                nn.init.normal_(p, std=1e-6)
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -305,11 +360,15 @@ class VisionTransformer(nn.Module):
             nn.init.zeros_(m.bias)
 
     def embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, HW]:
-        """(B, 3, H, W) -> tokens (B, H/16 * W/16, C) with position embedding added, and the grid."""
+        """(B, 3, H, W) -> tokens (B, P + H/16 * W/16, C) with position embedding added, and the grid; the P prefix
+        tokens (class, registers; none by default) come first."""
         tokens, hw = self.patch_embed(x)
         tokens = tokens + resize_pos_embed(self.pos_embed, self.pretrain_grid, hw)
         if self.embed_norm is not None:
             tokens = self.embed_norm(tokens)
+        if self.num_prefix_tokens:
+            prefix = [p for p in (self.cls_token, self.register_tokens) if p is not None]
+            tokens = torch.cat([p.expand(tokens.shape[0], -1, -1).to(tokens.dtype) for p in prefix] + [tokens], 1)
         return tokens, hw
 
     def run_blocks(self, x: torch.Tensor, hw: HW, start: int = 0, end: Optional[int] = None,
@@ -324,9 +383,11 @@ class VisionTransformer(nn.Module):
                 collect.append(x)
         return x
 
-    @staticmethod
-    def to_map(x: torch.Tensor, hw: HW) -> torch.Tensor:
-        """(B, H*W, C) -> (B, C, H, W), a channels-last view of the tokens (no copy)."""
+    def to_map(self, x: torch.Tensor, hw: HW) -> torch.Tensor:
+        """(B, H*W, C) -> (B, C, H, W), a channels-last view of the tokens (no copy). With prefix tokens, a
+        (B, P + H*W, C) sequence loses its P leading tokens first (they are not part of the spatial map)."""
+        if self.num_prefix_tokens and x.shape[1] == self.num_prefix_tokens + hw[0] * hw[1]:
+            x = x[:, self.num_prefix_tokens:]
         return x.reshape(x.shape[0], hw[0], hw[1], x.shape[2]).permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

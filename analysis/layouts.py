@@ -104,8 +104,12 @@ A3 = _single([('global', 'Global', 'Global (Vaswani 2017)'), ('cswin', 'CSwin', 
 T3 = _single([('deit_in1k', 'ImageNet-1K (DeiT-B)', 'Backbone=ViT-Adapter-B;Pre-train=ImageNet-1K (DeiT-B)'),
               ('augreg_in22k', 'ImageNet-22K (AugReg-B)', 'Backbone=ViT-Adapter-B;Pre-train=ImageNet-22K (AugReg-B)'),
               ('uniperceiver_mm', 'Multi-modal (Uni-Perceiver-B)',
-               'Backbone=ViT-Adapter-B;Pre-train=Multi-modal (Uni-Perceiver-B)')],
-             list(_AP), 'T3', 'pretrain', caption='Pre-training source (ViT-Adapter-B)')
+               'Backbone=ViT-Adapter-B;Pre-train=Multi-modal (Uni-Perceiver-B)'),
+              # beyond the paper: no paper row (None), marked in the label
+              ('dinov2_lvd142m', 'LVD-142M (DINOv2-B/14) [beyond the paper]', None),
+              ('mae_in1k', 'ImageNet-1K, MAE (MAE-B) [beyond the paper]', None)],
+             list(_AP), 'T3', 'pretrain',
+             caption='Pre-training source (ViT-Adapter-B); rows marked [beyond the paper] are not in Table 3')
 
 _T1_LABEL = {('vit', a): f'ViT-{a}' for a in 'TSB'} | {('vit_adapter', a): f'ViT-Adapter-{a}' for a in 'TSB'}
 _T1_LABEL |= {('vit', 'L'): 'ViT-L (IN-22K)', ('vit_adapter', 'L'): 'ViT-Adapter-L (IN-22K)'}

@@ -15,6 +15,7 @@ components            baseline, spm_add, spm_injector, full           ViT-Adapte
 N                     N0, N1, N2, N4, N6                              ViT-Adapter-S, Mask R-CNN 1x (Table A2)
 attention             global, cswin, pale, deformable                 ViT-Adapter-S, Mask R-CNN 1x (Table A3)
 pretrain              deit_in1k, augreg_in22k, uniperceiver_mm        ViT-Adapter-B, Mask R-CNN 3x+MS (Table 3)
+                      (+ dinov2_lvd142m, mae_in1k: beyond the paper)
 main-det              maskrcnn_{1x,3x}_{vit,vit_adapter}_{T,S,B,L}     Table 1
 main-seg              {upernet,semfpn}_{vit,vit_adapter}_{T,S,B,L}     Table 4
 ====================  ==============================================  =========================================
@@ -47,6 +48,15 @@ PRETRAIN_SOURCES = {
                             # Uni-Perceiver's encoder is BERT-style (post-norm blocks, normed embeddings); the
                             # loader refuses its weights in a pre-norm ViT. Both profiles build it so.
                             backbone=dict(post_norm=True, embed_norm=True)),
+    # Beyond the paper's Table 3 (``beyond_paper``): later pre-training sources, same recipe.
+    # DINOv2-B/14 (no registers: the adapter's ViT carries no prefix tokens, so class / register tokens would be
+    # dropped anyway): the loader PI-resizes the 14x14 kernel to 16x16; size 592 = the 37x37 grid of its 518 px at
+    # patch 16, so the position embedding is not resized at load. Layer scale from the checkpoint's gammas.
+    'dinov2_lvd142m': dict(file='pretrained/dinov2_vitb14_pretrain.pth', format='dinov2', size=592,
+                           label='LVD-142M (DINOv2-B/14)', beyond_paper=True),
+    # MAE-B: the released encoder-only file (timm's key layout; its decoder-free 'norm' is dropped).
+    'mae_in1k': dict(file='pretrained/mae_pretrain_vit_base.pth', format='mae', size=224,
+                     label='ImageNet-1K, MAE (MAE-B)', beyond_paper=True),
 }
 
 
@@ -171,6 +181,7 @@ def _pretrain() -> Grid:
     cells = []
     for name, src in PRETRAIN_SOURCES.items():
         layout = {_BB + k: v for k, v in src.get('backbone', {}).items()}
+        beyond = ' [beyond the paper: not in Table 3]' if src.get('beyond_paper') else ''
         cells.append(Cell(
             name, 'det', dict(paper='maskrcnn_vit_adapter_B_3x.py', tiny=_TINY_DET_3X),
             profile_overrides=dict(
@@ -179,9 +190,10 @@ def _pretrain() -> Grid:
                 # Filled in at launch time by experiments.pretrain_tiny (a random checkpoint in this format).
                 tiny={_BB + 'pretrained': f'@synthetic:{src["format"]}', _BB + 'pretrain_size': src['size'],
                       **layout}),
-            notes=dict(paper=src['label'],
-                       tiny=f'{src["label"]}: tiny profile, no real weights (see experiments/pretrain_tiny.py)')))
-    return Grid('pretrain', 'Pre-training source, ViT-Adapter-B Mask R-CNN 3x+MS (Table 3)', tuple(cells))
+            notes=dict(paper=src['label'] + beyond,
+                       tiny=f'{src["label"]}{beyond}: tiny profile, no real weights (see experiments/pretrain_tiny.py)')))
+    return Grid('pretrain', 'Pre-training source, ViT-Adapter-B Mask R-CNN 3x+MS (Table 3; DINOv2 and MAE rows '
+                'beyond the paper)', tuple(cells))
 
 
 #: Tiny stand-ins for T/S/B/L: the 'tiny' preset (12 blocks) at growing widths, so the size axis still means

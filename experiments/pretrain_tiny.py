@@ -14,6 +14,14 @@ own loader (``adapter.checkpoint``: format detection, key conversion, position-e
   output.{dense, LayerNorm}}}). Its BERT layers are post-norm, so the backbone is built with ``post_norm=True,
   embed_norm=True`` (the grid's override for that cell, in both profiles).
 
+* ``dinov2`` (beyond the paper): a DINOv2 ``*_pretrain.pth`` (top level: cls_token, pos_embed with the class slot
+  for the checkpoint's grid, mask_token (1, C), patch_embed.proj.weight with a 14x14 kernel, blocks.N.* with
+  ls1.gamma / ls2.gamma, norm). The backbone's 16-px ViT gets the kernel PI-resized by the loader; build it with
+  pretrain_size=592 (the 37x37 grid of DINOv2's 518 px at patch 16) so the grid is not resized at load.
+* ``mae`` (beyond the paper): an MAE pre-training state with its decoder ({'model': cls_token, pos_embed with a zero
+  class slot, patch_embed, blocks.N.*, norm, mask_token, decoder_embed, decoder_pos_embed, decoder_blocks.N.*,
+  decoder_norm, decoder_pred}); no layer scale (the backbone's gammas keep their initial value).
+
 The weights are random (seeded), so the grid measures the loader path, not the value of pre-training.
 """
 from __future__ import annotations
@@ -24,9 +32,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-FORMATS = ('deit', 'augreg', 'uniperceiver')
+FORMATS = ('deit', 'augreg', 'uniperceiver', 'dinov2', 'mae')
 #: File suffix of each format.
-SUFFIX = {'deit': '.pth', 'augreg': '.npz', 'uniperceiver': '.pth'}
+SUFFIX = {'deit': '.pth', 'augreg': '.npz', 'uniperceiver': '.pth', 'dinov2': '.pth', 'mae': '.pth'}
+#: DINOv2's patch side (the loader resizes the kernel to the backbone's 16).
+DINOV2_PATCH = 14
+#: MAE decoder of the synthesised file: width, blocks (MAE-B: 512, 8; tiny here, the decoder is dropped at load).
+MAE_DECODER = (16, 1)
 _UNIPERCEIVER_LAYER = {'attention.output.dense': 'attn.proj', 'attention.output.LayerNorm': 'norm1',
                        'intermediate.dense': 'mlp.fc1', 'output.dense': 'mlp.fc2', 'output.LayerNorm': 'norm2'}
 
@@ -96,17 +108,59 @@ def _uniperceiver(sd: dict, width: int) -> dict:
     return {'model': out}
 
 
+def _dinov2(sd: dict, width: int) -> tuple[dict, dict]:
+    """DINOv2 layout; returns (checkpoint, the suite keys it encodes exactly: the 14x14 kernel is left out)."""
+    g = torch.Generator().manual_seed(1)
+    out = {k: v for k, v in sd.items() if k not in ('pos_embed', 'patch_embed.proj.weight')}
+    for k in [k for k in out if k.endswith(('ls1.gamma', 'ls2.gamma'))]:  # learned gammas, not the init value
+        out[k] = torch.empty(width).uniform_(0.05, 1.0, generator=g)
+    out['patch_embed.proj.weight'] = torch.randn(width, 3, DINOV2_PATCH, DINOV2_PATCH, generator=g) * 0.02
+    out['cls_token'] = torch.randn(1, 1, width, generator=g) * 0.02
+    out['pos_embed'] = torch.cat([torch.randn(1, 1, width, generator=g) * 0.02, sd['pos_embed']], 1)
+    out['mask_token'] = torch.zeros(1, width)
+    out['norm.weight'], out['norm.bias'] = torch.ones(width), torch.zeros(width)
+    encoded = {k: (sd[k] if k == 'pos_embed' else out[k]) for k in sd if k != 'patch_embed.proj.weight'}
+    return out, encoded
+
+
+def _mae(sd: dict, width: int, patch: int) -> tuple[dict, dict]:
+    """MAE pre-training layout with its decoder; returns (checkpoint, the suite keys it encodes)."""
+    dw, depth = MAE_DECODER
+    g = torch.Generator().manual_seed(2)
+    enc = {k: v for k, v in sd.items() if not k.endswith(('ls1.gamma', 'ls2.gamma'))}  # MAE has no layer scale
+    out = {k: v for k, v in enc.items() if k != 'pos_embed'}
+    n = sd['pos_embed'].shape[1]
+    out['cls_token'] = torch.randn(1, 1, width, generator=g) * 0.02
+    out['pos_embed'] = torch.cat([torch.zeros(1, 1, width), sd['pos_embed']], 1)  # sin-cos: zero class slot
+    out['norm.weight'], out['norm.bias'] = torch.ones(width), torch.zeros(width)
+    out['mask_token'] = torch.zeros(1, 1, dw)
+    out['decoder_embed.weight'], out['decoder_embed.bias'] = torch.randn(dw, width, generator=g), torch.zeros(dw)
+    out['decoder_pos_embed'] = torch.zeros(1, n + 1, dw)
+    for i in range(depth):
+        b = f'decoder_blocks.{i}.'
+        for name, shape in (('norm1', (dw,)), ('attn.qkv', (3 * dw, dw)), ('attn.proj', (dw, dw)), ('norm2', (dw,)),
+                            ('mlp.fc1', (4 * dw, dw)), ('mlp.fc2', (dw, 4 * dw))):
+            out[b + name + '.weight'] = torch.randn(*shape, generator=g)
+            out[b + name + '.bias'] = torch.zeros(shape[0])
+    out['decoder_norm.weight'], out['decoder_norm.bias'] = torch.ones(dw), torch.zeros(dw)
+    out['decoder_pred.weight'], out['decoder_pred.bias'] = torch.randn(patch * patch * 3, dw, generator=g), \
+        torch.zeros(patch * patch * 3)
+    return {'model': out}, enc
+
+
 def synthesize(fmt: str, path: str | os.PathLike, backbone_cfg: dict, seed: int = 0) -> tuple[Path, dict]:
     """Write a random tiny ViT checkpoint in ``fmt`` to ``path``.
 
     Args:
-        fmt: 'deit' (.pth), 'augreg' (.npz) or 'uniperceiver' (.pth; the backbone with post_norm / embed_norm).
+        fmt: 'deit' (.pth), 'augreg' (.npz), 'uniperceiver' (.pth; the backbone with post_norm / embed_norm),
+            'dinov2' (.pth, 14x14 kernel) or 'mae' (.pth, with a decoder).
         path: Output file (its suffix is set from the format).
         backbone_cfg: The run's ``model.backbone`` config (arch, widths, pretrain_size).
         seed: Seed of the random weights.
 
     Returns:
-        (the file written, the suite-named ViT state dict it encodes) -- for round-trip checks.
+        (the file written, the suite-named ViT state dict it encodes) -- for round-trip checks. For 'dinov2' the
+        patch kernel is left out (the loader resizes it 14 -> 16), for 'mae' the layer-scale gammas (MAE has none).
     """
     if fmt not in FORMATS:
         raise ValueError(f'cannot synthesise {fmt!r} checkpoints; formats: {FORMATS}')
@@ -119,6 +173,12 @@ def synthesize(fmt: str, path: str | os.PathLike, backbone_cfg: dict, seed: int 
         torch.save(_timm(sd, width), tmp)
     elif fmt == 'uniperceiver':
         torch.save(_uniperceiver(sd, width), tmp)
+    elif fmt == 'dinov2':
+        ckpt, sd = _dinov2(sd, width)
+        torch.save(ckpt, tmp)
+    elif fmt == 'mae':
+        ckpt, sd = _mae(sd, width, sd['patch_embed.proj.weight'].shape[-1])
+        torch.save(ckpt, tmp)
     else:
         np.savez(tmp, **{k: v.numpy().astype(np.float32) for k, v in _augreg(sd, width, heads).items()})
     os.replace(tmp, path)

@@ -6,7 +6,7 @@ EXPECTED = {
     'components': ['baseline', 'spm_add', 'spm_injector', 'full'],
     'N': ['N0', 'N1', 'N2', 'N4', 'N6'],
     'attention': ['global', 'cswin', 'pale', 'deformable'],
-    'pretrain': ['deit_in1k', 'augreg_in22k', 'uniperceiver_mm'],
+    'pretrain': ['deit_in1k', 'augreg_in22k', 'uniperceiver_mm', 'dinov2_lvd142m', 'mae_in1k'],
     'main-det': [f'maskrcnn_{s}_{k}_{z}' for s in ('1x', '3x') for k in ('vit', 'vit_adapter') for z in 'TSBL'],
     'main-seg': [f'{h}_{k}_{z}' for h in ('upernet', 'semfpn') for k in ('vit', 'vit_adapter') for z in 'TSBL'],
 }
@@ -56,6 +56,14 @@ def test_ablation_overrides():
     assert pre['augreg_in22k'].resolved_overrides('paper')['model.data_preprocessor.std'] == [127.5] * 3
     assert 'model.data_preprocessor.std' not in pre['deit_in1k'].resolved_overrides('paper')
     assert pre['deit_in1k'].configs['paper'] == 'maskrcnn_vit_adapter_B_3x.py'
+    # beyond the paper's Table 3: DINOv2-B/14 (kernel PI-resized to 16, its 37x37 grid kept) and MAE-B
+    dino = pre['dinov2_lvd142m']
+    assert dino.resolved_overrides('paper')['model.backbone.pretrain_size'] == 592 == 37 * 16
+    assert dino.resolved_overrides('tiny')['model.backbone.pretrained'] == '@synthetic:dinov2'
+    assert pre['mae_in1k'].resolved_overrides('tiny')['model.backbone.pretrained'] == '@synthetic:mae'
+    for name in ('dinov2_lvd142m', 'mae_in1k'):
+        assert all('beyond the paper' in n for n in pre[name].notes.values())
+    assert not any('beyond' in n for n in pre['deit_in1k'].notes.values())
 
 
 def test_tiny_sizes_scale_backbone_and_neck(tmp_path):

@@ -79,7 +79,8 @@ def test_tiny_pretrain_cells_load_synthesised_checkpoints(tmp_path, synthetic_da
     from mmengine.registry import init_default_scope
     from mmdet.registry import MODELS
     specs = {s.name: s for s in get_grid('pretrain').runs(1)}
-    for name, fmt in (('deit_in1k', 'deit'), ('augreg_in22k', 'augreg'), ('uniperceiver_mm', 'uniperceiver')):
+    for name, fmt in (('deit_in1k', 'deit'), ('augreg_in22k', 'augreg'), ('uniperceiver_mm', 'uniperceiver'),
+                      ('dinov2_lvd142m', 'dinov2'), ('mae_in1k', 'mae')):
         ext = '.npz' if fmt == 'augreg' else '.pth'
         rdir, _ = launch.prepare_run(specs[name], 'tiny', tmp_path, {}, 'cmd', dry_run=False)
         manifest = json.loads((rdir / rd.MANIFEST).read_text())
