@@ -154,6 +154,18 @@ A4 = Layout(
           Col('+MS', 'mIoU_ms', '+MS', ours=False)),
     text_cols=('Pre-train',))
 
+_T2_FRAMEWORK = {'cascade': 'Cascade Mask R-CNN', 'atss': 'ATSS', 'gfl': 'GFL'}
+_T2_RUNS = [(fw, m, a) for fw, a_s in (('cascade', 'SB'), ('atss', 'S'), ('gfl', 'S')) for a in a_s
+            for m in ('vit', 'vit_adapter')]
+T2 = Layout(
+    key='T2', grid='det-frameworks', caption='Other detectors, 3x+MS (box AP)',
+    baseline=None,  # rows: ViT / ViT-Adapter pairs of three detectors
+    rows=tuple(Row(label=f'{_T2_FRAMEWORK[fw]} {_T1_LABEL[m, a]}',
+                   paper=f'Framework={_T2_FRAMEWORK[fw]};Method={_T1_LABEL[m, a]}', runs={'': f'{fw}_{m}_{a}'})
+               for fw, m, a in _T2_RUNS),
+    cols=(*(Col(c, c, c) for c in ('APb', 'APb50', 'APb75')), _PARAM))
+
 #: Grid -> its tables; the first is the grid's main table (``table.*``), the others ``table_<key>.*``.
 LAYOUTS = {'components': (A1,), 'N': (A2,), 'attention': (A3,), 'pretrain': (T3,), 'main-det': (T1,),
            'main-seg': (T4, A4)}
+LAYOUTS['det-frameworks'] = (T2,)

@@ -17,6 +17,8 @@ attention             global, cswin, pale, deformable                 ViT-Adapte
 pretrain              deit_in1k, augreg_in22k, uniperceiver_mm        ViT-Adapter-B, Mask R-CNN 3x+MS (Table 3)
 main-det              maskrcnn_{1x,3x}_{vit,vit_adapter}_{T,S,B,L}     Table 1
 main-seg              {upernet,semfpn}_{vit,vit_adapter}_{T,S,B,L}     Table 4
+det-frameworks        cascade_{vit,vit_adapter}_{S,B},                Table 2 (3x+MS)
+                      {atss,gfl}_{vit,vit_adapter}_S
 ====================  ==============================================  =========================================
 
 Launch a grid with ``python -m experiments.launch N --profile tiny --cluster local`` (or ``make ablation-N``).
@@ -225,8 +227,28 @@ def _main_seg() -> Grid:
                 tuple(cells))
 
 
+#: Table 2's detectors (3x+MS): framework -> (paper config stem, tiny config stem, sizes in the paper's table).
+DET_FRAMEWORKS = {'cascade': ('cascade_mask_rcnn', 'cascade', ('S', 'B')), 'atss': ('atss', 'atss', ('S',)),
+                  'gfl': ('gfl', 'gfl', ('S',))}
+
+
+def _det_frameworks() -> Grid:
+    """Table 2: its own grid, not more cells of main-det. main-det is Table 1 (Mask R-CNN 1x / 3x at T/S/B/L, one
+    layout, a schedule axis that --cfg-options may not override); Table 2 is other detectors, all 3x+MS, two of them
+    box-only (no mask AP), so it gets its own layout and can be launched and costed on its own."""
+    cells = []
+    for fw, (paper, tiny, sizes) in DET_FRAMEWORKS.items():
+        for kind, size in itertools.product(('vit', 'vit_adapter'), sizes):
+            tiny_cfg = f'tiny/{tiny}_tiny_vit_3x.py' if kind == 'vit' else f'tiny/{tiny}_tiny_3x.py'
+            cells.append(Cell(f'{fw}_{kind}_{size}', 'det', dict(paper=f'{paper}_{kind}_{size}_3x.py', tiny=tiny_cfg),
+                              profile_overrides=dict(tiny=_tiny_size(size)), notes=dict(tiny=_tiny_note(size))))
+    return Grid('det-frameworks', 'Cascade Mask R-CNN, ATSS and GFL 3x+MS on COCO, ViT vs ViT-Adapter S/B (Table 2)',
+                tuple(cells))
+
+
 _BUILDERS = {'components': _components, 'N': _n_interactions, 'attention': _attention, 'pretrain': _pretrain,
              'main-det': _main_det, 'main-seg': _main_seg}
+_BUILDERS['det-frameworks'] = _det_frameworks
 GRID_NAMES = tuple(_BUILDERS)
 
 

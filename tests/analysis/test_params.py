@@ -59,3 +59,14 @@ def test_summary_markdown_footnotes_the_known_difference():
     assert '| 133.64 | 133.9 | -0.26 [' in in1k  # 133.64M: the official config's count
     assert '| T4 | ViT-Adapter-B (IN-22K) UperNet | `upernet_vit_adapter_B_in22k_160k.py`' in md
     assert 'DeiT-B/16 at 224 as in the official ViT-Adapter-B config of this row' in md
+
+
+def test_table2_detectors_are_compared():
+    """Every row of Table 2 (Cascade Mask R-CNN S/B, ATSS S, GFL S; ViT and ViT-Adapter) is one compared model, within
+    the paper's rounding to whole millions (0.5M)."""
+    t2 = {e.label: e for e in entries(('det-frameworks',)) if e.table == 'T2'}
+    assert sorted(t2) == sorted(f'{fw} {m}-{s}' for fw, sizes in (('Cascade Mask R-CNN', 'SB'), ('ATSS', 'S'),
+                                                                  ('GFL', 'S'))
+                                for s in sizes for m in ('ViT', 'ViT-Adapter'))
+    for e in t2.values():
+        assert abs(compare(e, counts(e)['model'])['diff']) <= 0.5, e.label

@@ -91,11 +91,15 @@ EXPECTED_ROWS = {
     'A4': [('ViT-B', 'Semantic FPN'), ('ViT-Adapter-B', 'Semantic FPN'), ('ViT-L', 'Semantic FPN'),
            ('ViT-Adapter-L', 'Semantic FPN')],
 }
+EXPECTED_ROWS['T2'] = [(fw, m) for fw, ms in (('Cascade Mask R-CNN', ('ViT-S', 'ViT-Adapter-S', 'ViT-B', 'ViT-Adapter-B')),
+                                            ('ATSS', ('ViT-S', 'ViT-Adapter-S')), ('GFL', ('ViT-S', 'ViT-Adapter-S')))
+                       for m in ms]
 # Paper columns compared per table (as printed; T1/T4 by position because names repeat).
 EXPECTED_COLS = {
     'A1': [5, 6, 7], 'A2': [1, 2, 3], 'A3': [2, 3, 4, 5, 6, 7], 'T3': [2, 3],
     'T1': [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], 'T4': [2, 3, 4, 5, 6, 7], 'A4': [3, 4, 5, 6, 8, 9],
 }
+EXPECTED_COLS['T2'] = [2, 3, 4, 5]
 
 
 def _md_row(md, key, sel):
