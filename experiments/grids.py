@@ -19,6 +19,7 @@ main-det              maskrcnn_{1x,3x}_{vit,vit_adapter}_{T,S,B,L}     Table 1
 main-seg              {upernet,semfpn}_{vit,vit_adapter}_{T,S,B,L}     Table 4
 det-frameworks        cascade_{vit,vit_adapter}_{S,B},                Table 2 (3x+MS)
                       {atss,gfl}_{vit,vit_adapter}_S
+sota                  htcpp_vit_adapter_L, mask2former_vit_adapter_L  Tables 5 / 6 (IN-22K supervised rows)
 ====================  ==============================================  =========================================
 
 Launch a grid with ``python -m experiments.launch N --profile tiny --cluster local`` (or ``make ablation-N``).
@@ -249,6 +250,22 @@ def _det_frameworks() -> Grid:
 _BUILDERS = {'components': _components, 'N': _n_interactions, 'attention': _attention, 'pretrain': _pretrain,
              'main-det': _main_det, 'main-seg': _main_seg}
 _BUILDERS['det-frameworks'] = _det_frameworks
+
+
+def _sota() -> Grid:
+    """The headline heads with ViT-Adapter-L (AugReg-L, ImageNet-22K supervised): HTC++ on COCO (Table 5) and
+    Mask2Former on ADE20K (Table 6). A grid of their own: one 16-GPU and one 8-GPU run far costlier than any main-det /
+    main-seg cell, compared with other tables. The tiny profile runs them at the tiny sizes (no size axis)."""
+    tiny = "tiny profile: arch='tiny' (width 64), not the paper's L"
+    return Grid('sota', 'HTC++ 3x+MS on COCO and Mask2Former 160k on ADE20K, ViT-Adapter-L (Tables 5, 6)', (
+        Cell('htcpp_vit_adapter_L', 'det', dict(paper='htcpp_vit_adapter_L_3x.py', tiny='tiny/htcpp_tiny_3x.py'),
+             notes=dict(tiny=tiny + '; no semantic branch, no InstaBoost')),
+        Cell('mask2former_vit_adapter_L', 'seg',
+             dict(paper='mask2former_vit_adapter_L_640_160k.py', tiny='tiny/mask2former_tiny.py'),
+             notes=dict(tiny=tiny))))
+
+
+_BUILDERS['sota'] = _sota
 GRID_NAMES = tuple(_BUILDERS)
 
 

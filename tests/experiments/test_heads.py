@@ -59,3 +59,41 @@ def test_det_frameworks_tiny_one_step(run, tmp_path, synthetic_data):
     m = _one_step('det-frameworks', run, tmp_path, *dense)
     assert 'coco/bbox_mAP' in m
     assert ('coco/segm_mAP' in m) == run.startswith('cascade')  # ATSS / GFL: boxes only
+
+
+def test_sota_grid():
+    runs = {r.name: r for r in get_grid('sota').runs(1)}
+    assert list(runs) == ['htcpp_vit_adapter_L', 'mask2former_vit_adapter_L']
+    assert (runs['htcpp_vit_adapter_L'].task, runs['mask2former_vit_adapter_L'].task) == ('det', 'seg')
+    assert runs['mask2former_vit_adapter_L'].configs['paper'] == 'mask2former_vit_adapter_L_640_160k.py'
+
+
+def test_htcpp_paper_model():
+    """HTC++'s extras arrive in the model: the extra attention before the FPN, HTC's three interleaved stages with
+    the semantic branch, soft-NMS; 400.32M, the official README's 401M (the paper gives no count)."""
+    from analysis.model_summary import count_params
+    from experiments.models import CONFIG_DIR, build_model, load_config
+    cfg = load_config(CONFIG_DIR / 'htcpp_vit_adapter_L_3x.py')
+    model = build_model('det', cfg.model, device='meta')
+    assert type(model).__name__ == 'HybridTaskCascade' and type(model.neck[0]).__name__ == 'ExtraAttention'
+    assert model.neck[0].block.attn.num_heads == 32 and model.roi_head.with_semantic
+    assert cfg.model.test_cfg.rcnn.nms.type == 'soft_nms' and cfg.model.test_cfg.rcnn.max_per_img == 300
+    assert count_params(model) / 1e6 == pytest.approx(400.32, abs=0.01)
+
+
+@pytest.mark.parametrize('run', ['htcpp_vit_adapter_L', 'mask2former_vit_adapter_L'])
+def test_sota_tiny_one_step(run, tmp_path, synthetic_data):
+    m = _one_step('sota', run, tmp_path)
+    assert ('coco/segm_mAP' in m) if run.startswith('htcpp') else ('mIoU' in m)
+
+
+def test_wire_feeds_a_neck_chain_and_mask2former():
+    """models.wire(): every neck of a chain ([ExtraAttention, FPN]) and a Mask2Former head (in_channels, no
+    in_index) get the backbone's width."""
+    from experiments.models import wire
+    m = wire(None, backbone=dict(type='ViTAdapter', arch='B'),
+             neck=[dict(type='ExtraAttention', in_channels=[1] * 4), dict(type='FPN', in_channels=[1] * 4)])
+    assert [n['in_channels'] for n in m['neck']] == [[768] * 4] * 2
+    m = wire(None, backbone=dict(type='ViTAdapter', arch='L'), decode_head=dict(type='Mask2FormerHead',
+                                                                                  in_channels=[1] * 4))
+    assert m['decode_head']['in_channels'] == [1024] * 4

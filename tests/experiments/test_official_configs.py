@@ -29,7 +29,8 @@ SEG_HEADS = ('upernet', 'semfpn', 'mask2former')
 #: Drop path of the ViT baselines of Table 2, whose official file (cascade ViT-B: 0.2) differs from the Mask R-CNN
 #: baseline's (0.1) that official_layout.json records; the S rows have no official file and take the same 0.2.
 DROP_PATH = {'cascade_mask_rcnn_vit_B_3x': 0.2, 'cascade_mask_rcnn_vit_S_3x': 0.2, 'atss_vit_S_3x': 0.2,
-             'gfl_vit_S_3x': 0.2}
+             'gfl_vit_S_3x': 0.2,
+             'mask2former_vit_adapter_L_640_160k': 0.3}  # the official Mask2Former L file (UperNet L: 0.4)
 
 
 def _backbone_cfg(path):
@@ -60,7 +61,7 @@ def test_paper_config_has_the_official_settings_and_layout(path):
         assert model.indexes == kw['interaction_indexes']
         assert model.vit_feature_source == ('final' if name.startswith('det') else 'per_interaction')
         extractors = [b.extractor for b in model.interactions] + list(model.extra_extractors)
-        assert [e.drop_path.p for e in extractors] == [kw['drop_path_rate']] * 6
+        assert [e.drop_path.p for e in extractors] == [rate] * 6
         attn = model.interactions[0].injector.attn
         assert (attn.n_heads, attn.n_points, attn.ratio) == (kw['deform_num_heads'], kw['n_points'],
                                                              kw['deform_ratio'])

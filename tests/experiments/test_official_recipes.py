@@ -203,7 +203,13 @@ def test_data(stem):
     assert flip.prob == aug['flip']
     if r['task'] == 'det':
         assert pre.pad_size_divisor == r['test']['size_divisor']
-        if 'scale' in aug:
+        if 'range' in aug:  # HTC++: InstaBoost, semantic maps, a resize to a random scale in a range, flip
+            assert _types(train) == ['LoadImageFromFile', 'InstaBoost', 'LoadAnnotations', 'RandomResize', 'RandomFlip',
+                                     'PackDetInputs']
+            assert _one(train, 'LoadAnnotations').with_seg and _one(train, 'InstaBoost').aug_ratio == aug['instaboost']
+            resize = _one(train, 'RandomResize')
+            assert [list(x) for x in resize.scale] == aug['range'] and resize.keep_ratio
+        elif 'scale' in aug:
             assert _types(train) == ['LoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip', 'PackDetInputs']
             resize = _one(train, 'Resize')
             assert tuple(resize.scale) == tuple(aug['scale']) and resize.keep_ratio
