@@ -20,7 +20,8 @@ RUNS_ROOT ?= runs
 export RUNS_ROOT
 
 .PHONY: install install-cuda lock test ablation-N ablation-components ablation-attention ablation-pretrain \
-        main-det main-seg tables figures summary bench-ops bench-adapter data-synthetic slurm-up slurm-down clean-venv \
+        main-det main-seg det-frameworks sota tables figures summary bench-ops bench-adapter data-synthetic \
+        slurm-up slurm-down clean-venv \
         gpu-check smoke-gpu
 
 install: $(STAMP)
@@ -59,7 +60,7 @@ test: install
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
 
 # Each grid target runs its grid, then its tables and figures. Grid name: the target without 'ablation-'.
-ablation-N ablation-components ablation-attention ablation-pretrain main-det main-seg: install
+ablation-N ablation-components ablation-attention ablation-pretrain main-det main-seg det-frameworks sota: install
 	$(PY) -m experiments.launch $(subst ablation-,,$@) --profile $(PROFILE) --cluster $(CLUSTER) --seeds $(SEEDS) $(LAUNCH_ARGS)
 	$(PY) -m analysis.tables $(subst ablation-,,$@) --profile $(PROFILE)
 	$(PY) -m analysis.figures $(subst ablation-,,$@) --profile $(PROFILE)

@@ -158,6 +158,36 @@ A4 = Layout(
           Col('+MS', 'mIoU_ms', '+MS', ours=False)),
     text_cols=('Pre-train',))
 
+_T2_FRAMEWORK = {'cascade': 'Cascade Mask R-CNN', 'atss': 'ATSS', 'gfl': 'GFL'}
+_T2_RUNS = [(fw, m, a) for fw, a_s in (('cascade', 'SB'), ('atss', 'S'), ('gfl', 'S')) for a in a_s
+            for m in ('vit', 'vit_adapter')]
+T2 = Layout(
+    key='T2', grid='det-frameworks', caption='Other detectors, 3x+MS (box AP)',
+    baseline=None,  # rows: ViT / ViT-Adapter pairs of three detectors
+    rows=tuple(Row(label=f'{_T2_FRAMEWORK[fw]} {_T1_LABEL[m, a]}',
+                   paper=f'Framework={_T2_FRAMEWORK[fw]};Method={_T1_LABEL[m, a]}', runs={'': f'{fw}_{m}_{a}'})
+               for fw, m, a in _T2_RUNS),
+    cols=(*(Col(c, c, c) for c in ('APb', 'APb50', 'APb75')), _PARAM))
+
 #: Grid -> its tables; the first is the grid's main table (``table.*``), the others ``table_<key>.*``.
 LAYOUTS = {'components': (A1,), 'N': (A2,), 'attention': (A3,), 'pretrain': (T3,), 'main-det': (T1,),
            'main-seg': (T4, A4)}
+LAYOUTS['det-frameworks'] = (T2,)
+
+#: Table 6's ViT-Adapter-L Mask2Former (IN-22K supervised, 640, 160k): why our #Param is above the paper's 438M.
+M2F_NOTE = ("Mask2Former L: the official Mask2Former ViT-Adapter-L head (width 1024, as its BEiT-L config, whose "
+            "README counts 568M); no official config or count gives the paper's 438M for the AugReg-L row")
+T5 = Layout(
+    key='T5', grid='sota', caption='HTC++ on COCO val2017 (single-scale; +MS and test-dev not evaluated)',
+    baseline=None,
+    rows=(Row(label='ViT-Adapter-L HTC++ (IN-22K, sup)', paper='Method=ViT-Adapter-L;Pre-train=IN-22K, sup',
+              runs={'': 'htcpp_vit_adapter_L'}),),
+    cols=(Col('APb', 'APb', 'val APb'), Col('APm', 'APm', 'val APm'),
+          Col('+MS APb', 'APb_ms', 'val +MS APb', ours=False), Col('+MS APm', 'APm_ms', 'val +MS APm', ours=False)))
+T6 = Layout(
+    key='T6', grid='sota', caption='Mask2Former on ADE20K val (single-scale mIoU; +MS not evaluated)', baseline=None,
+    rows=(Row(label='ViT-Adapter-L Mask2Former (IN-22K, sup, 640)',
+              paper='Method=ViT-Adapter-L;Framework=Mask2Former;Pre-train=IN-22K, sup',
+              runs={'': 'mask2former_vit_adapter_L'}, param_note=M2F_NOTE),),
+    cols=(Col('mIoU', 'mIoU', 'mIoU'), Col('+MS', 'mIoU_ms', '+MS', ours=False), _PARAM))
+LAYOUTS['sota'] = (T5, T6)

@@ -29,7 +29,7 @@ from analysis.model_summary import count_params
 from analysis.paper import paper_table, parse_value, rounding
 
 #: Grids whose tables have a #Param column, in print order.
-GRIDS = ('main-det', 'main-seg', 'components', 'N', 'attention')
+GRIDS = ('main-det', 'main-seg', 'components', 'N', 'attention', 'det-frameworks', 'sota')
 MARK_START = '<!-- summary:start -->'
 MARK_END = '<!-- summary:end -->'
 

@@ -18,6 +18,9 @@ pretrain              deit_in1k, augreg_in22k, uniperceiver_mm        ViT-Adapte
                       (+ dinov2_lvd142m, mae_in1k: beyond the paper)
 main-det              maskrcnn_{1x,3x}_{vit,vit_adapter}_{T,S,B,L}     Table 1
 main-seg              {upernet,semfpn}_{vit,vit_adapter}_{T,S,B,L}     Table 4
+det-frameworks        cascade_{vit,vit_adapter}_{S,B},                Table 2 (3x+MS)
+                      {atss,gfl}_{vit,vit_adapter}_S
+sota                  htcpp_vit_adapter_L, mask2former_vit_adapter_L  Tables 5 / 6 (IN-22K supervised rows)
 ====================  ==============================================  =========================================
 
 Launch a grid with ``python -m experiments.launch N --profile tiny --cluster local`` (or ``make ablation-N``).
@@ -237,8 +240,44 @@ def _main_seg() -> Grid:
                 tuple(cells))
 
 
+#: Table 2's detectors (3x+MS): framework -> (paper config stem, tiny config stem, sizes in the paper's table).
+DET_FRAMEWORKS = {'cascade': ('cascade_mask_rcnn', 'cascade', ('S', 'B')), 'atss': ('atss', 'atss', ('S',)),
+                  'gfl': ('gfl', 'gfl', ('S',))}
+
+
+def _det_frameworks() -> Grid:
+    """Table 2: its own grid, not more cells of main-det. main-det is Table 1 (Mask R-CNN 1x / 3x at T/S/B/L, one
+    layout, a schedule axis that --cfg-options may not override); Table 2 is other detectors, all 3x+MS, two of them
+    box-only (no mask AP), so it gets its own layout and can be launched and costed on its own."""
+    cells = []
+    for fw, (paper, tiny, sizes) in DET_FRAMEWORKS.items():
+        for kind, size in itertools.product(('vit', 'vit_adapter'), sizes):
+            tiny_cfg = f'tiny/{tiny}_tiny_vit_3x.py' if kind == 'vit' else f'tiny/{tiny}_tiny_3x.py'
+            cells.append(Cell(f'{fw}_{kind}_{size}', 'det', dict(paper=f'{paper}_{kind}_{size}_3x.py', tiny=tiny_cfg),
+                              profile_overrides=dict(tiny=_tiny_size(size)), notes=dict(tiny=_tiny_note(size))))
+    return Grid('det-frameworks', 'Cascade Mask R-CNN, ATSS and GFL 3x+MS on COCO, ViT vs ViT-Adapter S/B (Table 2)',
+                tuple(cells))
+
+
 _BUILDERS = {'components': _components, 'N': _n_interactions, 'attention': _attention, 'pretrain': _pretrain,
              'main-det': _main_det, 'main-seg': _main_seg}
+_BUILDERS['det-frameworks'] = _det_frameworks
+
+
+def _sota() -> Grid:
+    """The headline heads with ViT-Adapter-L (AugReg-L, ImageNet-22K supervised): HTC++ on COCO (Table 5) and
+    Mask2Former on ADE20K (Table 6). A grid of their own: one 16-GPU and one 8-GPU run far costlier than any main-det /
+    main-seg cell, compared with other tables. The tiny profile runs them at the tiny sizes (no size axis)."""
+    tiny = "tiny profile: arch='tiny' (width 64), not the paper's L"
+    return Grid('sota', 'HTC++ 3x+MS on COCO and Mask2Former 160k on ADE20K, ViT-Adapter-L (Tables 5, 6)', (
+        Cell('htcpp_vit_adapter_L', 'det', dict(paper='htcpp_vit_adapter_L_3x.py', tiny='tiny/htcpp_tiny_3x.py'),
+             notes=dict(tiny=tiny + '; no semantic branch, no InstaBoost')),
+        Cell('mask2former_vit_adapter_L', 'seg',
+             dict(paper='mask2former_vit_adapter_L_640_160k.py', tiny='tiny/mask2former_tiny.py'),
+             notes=dict(tiny=tiny))))
+
+
+_BUILDERS['sota'] = _sota
 GRID_NAMES = tuple(_BUILDERS)
 
 

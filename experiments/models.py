@@ -80,6 +80,8 @@ def backbone_channels(backbone: Mapping) -> int:
 
 def _head_channels(head: Mapping, c: int):
     index = head.get('in_index', -1)
+    if 'in_index' not in head and isinstance(head.get('in_channels'), (list, tuple)):
+        return [c] * len(head['in_channels'])  # a head that reads every level without in_index (Mask2Former)
     return [c] * len(index) if isinstance(index, (list, tuple)) else c
 
 
@@ -111,6 +113,9 @@ def wire(base: Optional[Mapping] = None, **model) -> dict:
     c = backbone_channels(full['backbone'])
     if full.get('neck') is not None:
         neck = full['neck']
+        if isinstance(neck, (list, tuple)):  # a chain of necks that keep the channels (HTC++: ExtraAttention, FPN)
+            out['neck'] = [dict(_plain(n), in_channels=[c] * len(OUT_STRIDES)) for n in neck]
+            return out
         if not isinstance(neck, Mapping):
             raise ValueError(f'wire: expected one neck dict, got {type(neck).__name__}')
         out.setdefault('neck', {})['in_channels'] = [c] * len(OUT_STRIDES)

@@ -1,5 +1,8 @@
-"""Registers 'ViTAdapter' and 'ViTBaseline' into ``mmdet.registry.MODELS`` (and patches mmengine on import)."""
+"""Registers 'ViTAdapter' and 'ViTBaseline' into ``mmdet.registry.MODELS`` (and patches mmengine on import), and
+HTC++'s 'ExtraAttention' neck (``experiments.shims.extra_attention``)."""
 from mmdet.registry import MODELS
+
+import experiments.shims.extra_attention  # noqa: F401  (registers ExtraAttention)
 
 from experiments.shims._base import MMViTAdapter, MMViTBaseline
 

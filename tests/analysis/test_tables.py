@@ -91,17 +91,26 @@ EXPECTED_ROWS = {
     'A4': [('ViT-B', 'Semantic FPN'), ('ViT-Adapter-B', 'Semantic FPN'), ('ViT-L', 'Semantic FPN'),
            ('ViT-Adapter-L', 'Semantic FPN')],
 }
+EXPECTED_ROWS['T2'] = [(fw, m) for fw, ms in (('Cascade Mask R-CNN', ('ViT-S', 'ViT-Adapter-S', 'ViT-B', 'ViT-Adapter-B')),
+                                            ('ATSS', ('ViT-S', 'ViT-Adapter-S')), ('GFL', ('ViT-S', 'ViT-Adapter-S')))
+                       for m in ms]
+EXPECTED_ROWS['T5'] = [('ViT-Adapter-L', 'HTC++', 'IN-22K, sup')]
+EXPECTED_ROWS['T6'] = [('ViT-Adapter-L', 'Mask2Former', 'IN-22K, sup')]
 # Paper columns compared per table (as printed; T1/T4 by position because names repeat).
 EXPECTED_COLS = {
     'A1': [5, 6, 7], 'A2': [1, 2, 3], 'A3': [2, 3, 4, 5, 6, 7], 'T3': [2, 3],
     'T1': [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], 'T4': [2, 3, 4, 5, 6, 7], 'A4': [3, 4, 5, 6, 8, 9],
 }
+EXPECTED_COLS['T2'] = [2, 3, 4, 5]
+EXPECTED_COLS['T5'] = [4, 5, 6, 7]
+EXPECTED_COLS['T6'] = [6, 7, 8]
 
 
 def _md_row(md, key, sel):
     header, rows = md[key]
     hits = [r for r in rows if (r[0] == sel if isinstance(sel, str) else
-                                (r[0] == sel[0] and sel[1] in (r[1], r[2])))]
+                                (r[0] == sel[0] and sel[1] in (r[1], r[2])) if len(sel) == 2 else
+                                (r[0] == sel[0] and all(x in r[1:4] for x in sel[1:])))]  # T5, T6: 3 label cells
     assert len(hits) == 1, (key, sel, hits)
     return hits[0]
 

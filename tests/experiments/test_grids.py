@@ -10,6 +10,9 @@ EXPECTED = {
     'main-det': [f'maskrcnn_{s}_{k}_{z}' for s in ('1x', '3x') for k in ('vit', 'vit_adapter') for z in 'TSBL'],
     'main-seg': [f'{h}_{k}_{z}' for h in ('upernet', 'semfpn') for k in ('vit', 'vit_adapter') for z in 'TSBL'],
 }
+EXPECTED['det-frameworks'] = [f'cascade_{k}_{z}' for k in ('vit', 'vit_adapter') for z in 'SB'] + [
+    f'{d}_{k}_S' for d in ('atss', 'gfl') for k in ('vit', 'vit_adapter')]
+EXPECTED['sota'] = ['htcpp_vit_adapter_L', 'mask2former_vit_adapter_L']
 
 
 def test_grid_names_match_the_contract():

@@ -203,7 +203,13 @@ def test_data(stem):
     assert flip.prob == aug['flip']
     if r['task'] == 'det':
         assert pre.pad_size_divisor == r['test']['size_divisor']
-        if 'scale' in aug:
+        if 'range' in aug:  # HTC++: InstaBoost, semantic maps, a resize to a random scale in a range, flip
+            assert _types(train) == ['LoadImageFromFile', 'InstaBoost', 'LoadAnnotations', 'RandomResize', 'RandomFlip',
+                                     'PackDetInputs']
+            assert _one(train, 'LoadAnnotations').with_seg and _one(train, 'InstaBoost').aug_ratio == aug['instaboost']
+            resize = _one(train, 'RandomResize')
+            assert [list(x) for x in resize.scale] == aug['range'] and resize.keep_ratio
+        elif 'scale' in aug:
             assert _types(train) == ['LoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip', 'PackDetInputs']
             resize = _one(train, 'Resize')
             assert tuple(resize.scale) == tuple(aug['scale']) and resize.keep_ratio
@@ -269,7 +275,7 @@ def test_fp16_and_evaluation(stem):
     assert not cfg.val_cfg.get('fp16', False)
     if r['task'] == 'det':
         assert cfg.train_cfg.val_interval == r['eval_interval_epochs'] * ITERS_PER_EPOCH
-        assert list(cfg.val_evaluator.metric) == ['bbox', 'segm']
+        assert list(cfg.val_evaluator.metric) == r.get('metric', ['bbox', 'segm'])  # ATSS / GFL: boxes only
     else:
         assert cfg.train_cfg.val_interval == r['eval_interval_iters']
         assert list(cfg.val_evaluator.iou_metrics) == ['mIoU']

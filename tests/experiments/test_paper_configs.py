@@ -30,8 +30,9 @@ def test_official_backbone_rules(path):
     """Layer scale 1.0 everywhere; the ViT tokens join the pyramid by the detection / segmentation rule."""
     bb = _backbone(path)
     assert bb['layer_scale_init'] == 1.0
-    task = 'det' if path.name.startswith('maskrcnn') else 'seg'
-    assert path.name.startswith(('maskrcnn', 'upernet', 'semfpn'))
+    task = 'seg' if path.name.startswith(('upernet', 'semfpn', 'mask2former')) else 'det'
+    assert path.name.startswith(('maskrcnn', 'upernet', 'semfpn', 'cascade_mask_rcnn', 'atss', 'gfl', 'htcpp',
+                                 'mask2former'))
     if bb['type'] == 'ViTAdapter':
         assert bb['vit_feature_source'] == {'det': 'final', 'seg': 'per_interaction'}[task]
     with torch.device('meta'):

@@ -1,0 +1,88 @@
+"""Mask2Former + ViT-Adapter-L on ADE20K, crop 640, 160k iterations (Table 6's ViT-Adapter-L Mask2Former row with
+ImageNet-22K supervised pre-training: AugReg-L/16 at 384, as the suite's 'L').
+
+No official config has this backbone; everything else is the official
+segmentation/configs/ade20k/mask2former_beit_adapter_large_640_160k_ade20k_ss.py (its BEiT-L has relative position
+bias, no absolute position embedding and layer scale 1e-6; the suite's ViT could take BEiT weights with
+``rel_pos_bias=True``, but the paper's BEiT rows are not reproduced here): Mask2Former head at width 1024 (pixel
+decoder 6 deformable layers, 32 heads, FFN 4096; decoder 9 layers, 32 heads; 100 queries; class weight 0.1 for "no
+object"; losses cls 2 / mask 5 / dice 5 with 12,544 sampled points), drop path 0.3, gradient checkpointing, AdamW lr
+2e-5, wd 0.05, layer-wise lr decay 0.90 over the 24 blocks, 1,500-iteration warm-up and poly decay, batch 8 x 2,
+slide test 640 / 426. mmseg 1.x's ``Mask2FormerHead`` (mmdet's head and assigner, ``mmdet.`` scope).
+Input normalisation: ImageNet mean / std, as that file (and the official HTC++ AugReg-L config; the UperNet AugReg
+configs use 127.5).
+"""
+_base_ = ['./ade20k_vit_adapter.py', './vit_adapter_l.py']
+from experiments.models import wire  # noqa: E402  (after _base_, so mmengine reads a classic config)
+
+custom_imports = dict(imports=['mmdet.models'] + _base_.custom_imports.imports)
+crop_size = (640, 640)
+num_classes = 150
+dim = 1024  # the official head width for L
+_attn = dict(embed_dims=dim, num_heads=32, attn_drop=0.0, proj_drop=0.0, dropout_layer=None, batch_first=True)
+_ffn = dict(embed_dims=dim, feedforward_channels=4 * dim, num_fcs=2, act_cfg=dict(type='ReLU', inplace=True),
+            ffn_drop=0.0)  # the official with_cp=True: mmcv 2.x's FFN has no such option
+model = wire(
+    _base_.model,
+    data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], size=crop_size),
+    backbone=dict(_base_.vit_adapter_l, drop_path_rate=0.3, with_cp=True),
+    decode_head=dict(
+        type='Mask2FormerHead', in_channels=[dim] * 4, strides=[4, 8, 16, 32], feat_channels=dim, out_channels=dim,
+        num_classes=num_classes, num_queries=100, num_transformer_feat_level=3, align_corners=False,
+        pixel_decoder=dict(
+            type='mmdet.MSDeformAttnPixelDecoder', num_outs=3, norm_cfg=dict(type='GN', num_groups=32),
+            act_cfg=dict(type='ReLU'),
+            encoder=dict(num_layers=6, layer_cfg=dict(
+                self_attn_cfg=dict(embed_dims=dim, num_heads=32, num_levels=3, num_points=4, im2col_step=64,
+                                   dropout=0.0, batch_first=True, norm_cfg=None, init_cfg=None),
+                ffn_cfg=_ffn), init_cfg=None),
+            positional_encoding=dict(num_feats=dim // 2, normalize=True), init_cfg=None),
+        enforce_decoder_input_project=False,
+        positional_encoding=dict(num_feats=dim // 2, normalize=True),
+        transformer_decoder=dict(return_intermediate=True, num_layers=9, layer_cfg=dict(
+            self_attn_cfg=_attn, cross_attn_cfg=_attn, ffn_cfg=dict(_ffn, dropout_layer=None, add_identity=True)),
+            init_cfg=None),
+        loss_cls=dict(type='mmdet.CrossEntropyLoss', use_sigmoid=False, loss_weight=2.0, reduction='mean',
+                      class_weight=[1.0] * num_classes + [0.1]),
+        loss_mask=dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True, reduction='mean', loss_weight=5.0),
+        loss_dice=dict(type='mmdet.DiceLoss', use_sigmoid=True, activate=True, reduction='mean', naive_dice=True,
+                       eps=1.0, loss_weight=5.0),
+        train_cfg=dict(
+            num_points=12544, oversample_ratio=3.0, importance_sample_ratio=0.75,
+            assigner=dict(type='mmdet.HungarianAssigner', match_costs=[
+                dict(type='mmdet.ClassificationCost', weight=2.0),
+                dict(type='mmdet.CrossEntropyLossCost', weight=5.0, use_sigmoid=True),
+                dict(type='mmdet.DiceCost', weight=5.0, pred_act=True, eps=1.0)]),
+            sampler=dict(type='mmdet.MaskPseudoSampler'))),
+    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(426, 426)))
+
+optim_wrapper = dict(
+    type='AmpOptimWrapper', dtype='bfloat16', loss_scale=1.0,  # AMP bf16 (experiments/amp.py)
+    optimizer=dict(type='AdamW', lr=2e-5, betas=(0.9, 0.999), weight_decay=0.05),
+    constructor='ViTLayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.90))
+max_iters = 160000
+param_scheduler = [  # as _base_/upernet_vit_adapter.py: mmcv's warm-up x poly, one step later in mmengine
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500 + 1),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters + 1),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=16000)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomResize', scale=(2048, 640), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 640), keep_ratio=True),
+    dict(type='ResizeToMultiple', size_divisor=32),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -1,0 +1,2 @@
+"""ATSS 3x+MS (36 epochs, multi-scale training, boxes only) on COCO, ViT-S (Table 2)."""
+_base_ = ['./_base_/atss_vit_S.py', './_base_/coco_detection_ms.py', './_base_/schedule_3x.py']

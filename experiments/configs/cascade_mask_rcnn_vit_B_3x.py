@@ -1,0 +1,2 @@
+"""Cascade Mask R-CNN 3x+MS (36 epochs, multi-scale training) on COCO, ViT-B (Table 2)."""
+_base_ = ['./_base_/cascade_mask_rcnn_vit_B.py', './_base_/coco_instance_ms.py', './_base_/schedule_3x.py']
