@@ -1,6 +1,7 @@
 # ViT-Adapter suite: every target installs what it needs first (idempotent).
 #   make test          install (if needed) and run the test suite
 #   make ablation-N    install, run the N grid on the default profile, build tables and figures
+#   make export        install, export the backbone (torch.export .pt2 and ONNX) into exports/
 SHELL := /bin/bash
 PYTHON_SYS ?= python3.11
 VENV ?= .venv
@@ -19,7 +20,7 @@ export RUNS_ROOT
 
 .PHONY: install install-cuda test ablation-N ablation-components ablation-attention ablation-pretrain \
         main-det main-seg tables figures summary bench-ops bench-adapter data-synthetic slurm-up slurm-down clean-venv \
-        gpu-check smoke-gpu
+        gpu-check smoke-gpu export
 
 install: $(STAMP)
 
@@ -70,6 +71,13 @@ bench-ops: install
 
 bench-adapter: install
 	$(PY) -m adapter.bench
+
+# The backbone through torch.export (.pt2, the registered op kept) and to ONNX (deformable attention as GridSample,
+# run by ONNX Runtime), each checked against eager (adapter/README.md "Export").  EXPORT_ARGS: e.g.
+#   make export EXPORT_ARGS="--arch S --size 800 1344 --window-attn --weights backbone.pth --dynamic-batch"
+EXPORT_ARGS ?=
+export: install
+	$(PY) -m adapter.export $(EXPORT_ARGS)
 
 slurm-up:
 	bash tools/slurm_local.sh start
