@@ -3,6 +3,7 @@
 #   make lock          resolve the declared dependencies again and rewrite requirements.lock (commit it)
 #   make test          install (if needed) and run the test suite
 #   make ablation-N    install, run the N grid on the default profile, build tables and figures
+#   make export        install, export the backbone (torch.export .pt2 and ONNX) into exports/
 SHELL := /bin/bash
 PYTHON_SYS ?= python3.11
 VENV ?= .venv
@@ -22,7 +23,7 @@ export RUNS_ROOT
 .PHONY: install install-cuda lock test ablation-N ablation-components ablation-attention ablation-pretrain \
         main-det main-seg det-frameworks sota tables figures summary bench-ops bench-adapter data-synthetic \
         slurm-up slurm-down clean-venv \
-        gpu-check smoke-gpu
+        gpu-check smoke-gpu export
 
 install: $(STAMP)
 
@@ -83,6 +84,13 @@ bench-ops: install
 
 bench-adapter: install
 	$(PY) -m adapter.bench
+
+# The backbone through torch.export (.pt2, the registered op kept) and to ONNX (deformable attention as GridSample,
+# run by ONNX Runtime), each checked against eager (adapter/README.md "Export").  EXPORT_ARGS: e.g.
+#   make export EXPORT_ARGS="--arch S --size 800 1344 --window-attn --weights backbone.pth --dynamic-batch"
+EXPORT_ARGS ?=
+export: install
+	$(PY) -m adapter.export $(EXPORT_ARGS)
 
 slurm-up:
 	bash tools/slurm_local.sh start

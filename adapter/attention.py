@@ -104,7 +104,8 @@ class DeformableCrossAttention(MSDeformAttn):
         spatial, start = _shapes_tensors(feat_shapes, query.device)
         ref = grid_centres(query_shapes, query.device).to(query.dtype)
         ref = ref[None, :, None, :].expand(b, -1, len(feat_shapes), 2)
-        return super().forward(query, ref, feat, spatial, start)
+        levels = [(int(h), int(w)) for h, w in feat_shapes]  # for the export form (ops.grid_sample_form)
+        return super().forward(query, ref, feat, spatial, start, level_shapes=levels)
 
 
 class GlobalCrossAttention(nn.Module):

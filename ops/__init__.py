@@ -5,7 +5,8 @@ first use; 'reference' pure PyTorch); override with ``backend=`` or ``VIT_ADAPTE
 See ops/README.md.
 """
 from .functions import BACKENDS, ENV_VAR, current_backend, ms_deform_attn
-from .modules import MSDeformAttn
-from .reference import ms_deform_attn_reference
+from .modules import MSDeformAttn, grid_sample_form
+from .reference import ms_deform_attn_grid_sample, ms_deform_attn_reference
 
-__all__ = ['ms_deform_attn', 'ms_deform_attn_reference', 'MSDeformAttn', 'current_backend', 'BACKENDS', 'ENV_VAR']
+__all__ = ['ms_deform_attn', 'ms_deform_attn_reference', 'ms_deform_attn_grid_sample', 'MSDeformAttn',
+           'grid_sample_form', 'current_backend', 'BACKENDS', 'ENV_VAR']

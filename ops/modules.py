@@ -5,12 +5,15 @@ References:
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from .functions import ms_deform_attn
+from .reference import ms_deform_attn_grid_sample
 
 
 def _softmax_last(x: torch.Tensor) -> torch.Tensor:
@@ -48,6 +51,8 @@ class MSDeformAttn(nn.Module):
                              f'by n_heads={n_heads}; change d_model, ratio or n_heads')
         self.d_model, self.n_levels, self.n_heads, self.n_points = d_model, n_levels, n_heads, n_points
         self.ratio, self.backend = ratio, backend
+        # set by ``grid_sample_form()`` for export: the op as standard ops (F.grid_sample per level)
+        self.grid_sample_form = False
         self.sampling_offsets = nn.Linear(d_model, n_heads * n_levels * n_points * 2)
         self.attention_weights = nn.Linear(d_model, n_heads * n_levels * n_points)
         self.value_proj = nn.Linear(d_model, value_dim)
@@ -74,7 +79,8 @@ class MSDeformAttn(nn.Module):
 
     def forward(self, query: torch.Tensor, reference_points: torch.Tensor, input_flatten: torch.Tensor,
                 input_spatial_shapes: torch.Tensor, input_level_start_index: torch.Tensor,
-                input_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+                input_padding_mask: torch.Tensor | None = None,
+                level_shapes: Sequence[Tuple[int, int]] | None = None) -> torch.Tensor:
         """
         Args:
             query: (N, Lq, C)
@@ -83,6 +89,9 @@ class MSDeformAttn(nn.Module):
             input_spatial_shapes: (L, 2) int64 (H, W).
             input_level_start_index: (L,) int64.
             input_padding_mask: (N, S) bool, True where padded (those values are zeroed).
+            level_shapes: the (H, W) of ``input_spatial_shapes`` as Python ints. Used only in the grid_sample form
+                (``grid_sample_form()``), where a traced graph must not read the table from a tensor; without it
+                that form reads the table on the host (not possible while tracing).
 
         Returns:
             (N, Lq, C)
@@ -114,5 +123,36 @@ class MSDeformAttn(nn.Module):
         else:
             raise ValueError(f'MSDeformAttn: reference_points last dim must be 2 or 4, '
                              f'got shape {tuple(reference_points.shape)}')
-        out = ms_deform_attn(value, shapes, input_level_start_index, locations, weights, backend=self.backend)
+        if getattr(self, 'grid_sample_form', False):  # absent on modules pickled before it existed
+            if level_shapes is None:
+                if torch.compiler.is_compiling():
+                    raise ValueError('MSDeformAttn: the grid_sample form needs level_shapes (Python ints) while '
+                                     'tracing; pass level_shapes=[(H, W), ...] to forward')
+                level_shapes = [(int(h), int(w)) for h, w in shapes.tolist()]
+            out = ms_deform_attn_grid_sample(value, level_shapes, locations, weights.to(value.dtype))
+        else:
+            out = ms_deform_attn(value, shapes, input_level_start_index, locations, weights, backend=self.backend)
         return self.output_proj(out)
+
+
+@contextlib.contextmanager
+def grid_sample_form(model: nn.Module, enable: bool = True) -> Iterator[nn.Module]:
+    """Within the block every ``MSDeformAttn`` of ``model`` computes the op as standard PyTorch ops
+    (``ms_deform_attn_grid_sample``: one ``F.grid_sample`` per level and a weighted sum) instead of the
+    registered op, so that an exporter without a translation of ``vit_adapter::ms_deform_attn`` (ONNX) sees only
+    ops it knows. Same semantics as the op (the reference's core); the previous setting is restored on exit.
+
+    Example::
+
+        with grid_sample_form(backbone):
+            torch.onnx.export(backbone, (x,), 'backbone.onnx')
+    """
+    mods = [m for m in model.modules() if isinstance(m, MSDeformAttn)]
+    before = [getattr(m, 'grid_sample_form', False) for m in mods]
+    for m in mods:
+        m.grid_sample_form = enable
+    try:
+        yield model
+    finally:
+        for m, b in zip(mods, before):
+            m.grid_sample_form = b

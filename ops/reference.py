@@ -10,6 +10,8 @@ References:
 """
 from __future__ import annotations
 
+from typing import Sequence, Tuple
+
 import torch
 import torch.nn.functional as F
 
@@ -60,23 +62,44 @@ def ms_deform_attn_reference(value: torch.Tensor, spatial_shapes: torch.Tensor,
     compute = value.dtype
     sampling_locations = sampling_locations.to(compute)
     attention_weights = attention_weights.to(compute)
-    n, s, m, d = value.shape
-    _, lq, _, n_levels, n_points, _ = sampling_locations.shape
+    s = value.shape[1]
     shapes = spatial_shapes.tolist()
-    if torch.compiler.is_compiling():
-        sizes = [int(h) * int(w) for h, w in shapes]
-    else:  # exact Python ints: a ValueError naming the level, also for H*W beyond int64
-        sizes = check_level_table(shapes, level_start_index.tolist(), s)
-    value_list = value.split(sizes, dim=1)
+    if not torch.compiler.is_compiling():  # exact Python ints: a ValueError naming the level, also for H*W > int64
+        check_level_table(shapes, level_start_index.tolist(), s)
+    out = ms_deform_attn_grid_sample(value, [(int(h), int(w)) for h, w in shapes], sampling_locations,
+                                     attention_weights)
+    return out.to(out_dtype)
+
+
+def ms_deform_attn_grid_sample(value: torch.Tensor, level_shapes: Sequence[Tuple[int, int]],
+                               sampling_locations: torch.Tensor, attention_weights: torch.Tensor) -> torch.Tensor:
+    """The op as one ``F.grid_sample`` per level and a weighted sum: the reference's core, and the export form.
+
+    Shapes come as Python ints, so a traced graph (``torch.export``, ONNX) holds only standard ops: Split,
+    Reshape/Transpose, GridSample (bilinear, zeros padding, align_corners=False; ONNX opset >= 16), Mul, ReduceSum.
+    No checks and no casts: the caller gives value, locations and weights in one float dtype.
+
+    Args:
+        value: (N, S, M, D), S = sum(H * W) over ``level_shapes``.
+        level_shapes: [(H, W), ...] per level, Python ints.
+        sampling_locations: (N, Lq, M, L, P, 2) normalised (x, y), in [0, 1] inside the map.
+        attention_weights: (N, Lq, M, L, P).
+
+    Returns:
+        (N, Lq, M * D).
+    """
+    n, _, m, d = value.shape
+    _, lq, _, n_levels, n_points, _ = sampling_locations.shape
+    value_list = value.split([h * w for h, w in level_shapes], dim=1)
     grids = 2 * sampling_locations - 1
     sampled = []
-    for lvl, (h, w) in enumerate(shapes):
+    for lvl, (h, w) in enumerate(level_shapes):
         # (N, H*W, M, D) -> (N*M, D, H, W)
-        v = value_list[lvl].flatten(2).transpose(1, 2).reshape(n * m, d, int(h), int(w))
+        v = value_list[lvl].flatten(2).transpose(1, 2).reshape(n * m, d, h, w)
         # (N, Lq, M, P, 2) -> (N*M, Lq, P, 2)
         g = grids[:, :, :, lvl].transpose(1, 2).flatten(0, 1)
         sampled.append(F.grid_sample(v, g, mode='bilinear', padding_mode='zeros', align_corners=False))
     # (N*M, D, Lq, L, P) weighted by (N*M, 1, Lq, L, P)
     attn = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, n_levels, n_points)
     out = (torch.stack(sampled, dim=-2) * attn).sum((-1, -2))
-    return out.view(n, m * d, lq).transpose(1, 2).contiguous().to(out_dtype)
+    return out.view(n, m * d, lq).transpose(1, 2).contiguous()
