@@ -128,7 +128,8 @@ def build_config(spec: RunSpec, profile: str, extra: dict, runs_root: Path, dry_
     cfg.merge_from_dict(extra)
     # A backbone override (the tiny grids' widths, --cfg-options model.backbone.arch=...) reaches the neck / heads.
     cfg.model = rewire(cfg.model.to_dict())
-    cfg.randomness = dict(seed=spec.seed, deterministic=cfg.get('randomness', {}).get('deterministic', profile != 'paper'))
+    deterministic = cfg.get('randomness', {}).get('deterministic', profile != 'paper')
+    cfg.randomness = dict(seed=spec.seed, deterministic=deterministic)
     return cfg, overrides, notes
 
 
@@ -543,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         counts = {}
         for _, _, status in prepared:
             counts[status] = counts.get(status, 0) + 1
-        print('nothing to run: ' + ', '.join(f'{n} {dict(done="finished", locked="being trained by another process", submitted="already submitted to SLURM").get(k, k)}' for k, n in counts.items()))
+        said = dict(done='finished', locked='being trained by another process', submitted='already submitted to SLURM')
+        print('nothing to run: ' + ', '.join(f'{n} {said.get(k, k)}' for k, n in counts.items()))
         print_metrics(all_dirs)
         return 1 if corrupt else 0
     wait = args.wait if args.wait is not None else args.cluster != 'slurm'

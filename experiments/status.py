@@ -56,8 +56,8 @@ def collect(grid: str, profile: str, runs_root: Path, seeds=None) -> list[dict]:
             progress = rl.Progress()
         else:
             progress = rl.read_progress(info.path, info.config, info.final, info.checkpoint_iter)
-        rows.append(dict(run=name if in_grid else f'{name} (not in grid)', seed=seed, state=info.state, job_id=info.job_id, iter=info.checkpoint_iter,
-                         metrics=info.final, error=info.error, problems=info.problems,
+        rows.append(dict(run=name if in_grid else f'{name} (not in grid)', seed=seed, state=info.state,
+                         job_id=info.job_id, iter=info.checkpoint_iter, metrics=info.final, error=info.error, problems=info.problems,
                          slurm=(squeue or {}).get(str(info.job_id)) if info.job_id else None, dir=info.path,
                          holder=info.holder, progress=progress))
     return rows
