@@ -41,6 +41,10 @@ def _job_id() -> str | None:
     return os.environ.get('SUBMITIT_LOCAL_JOB_ID') or f'pid{os.getpid()}'
 
 
+#: Names of the stop signals (SIGINT, SIGTERM) this job process received (``python -m experiments.job`` only).
+STOP_SIGNAL: list[str] = []
+
+
 def _scheduler() -> str:
     return 'slurm' if 'SLURM_JOB_ID' in os.environ else 'local'
 
@@ -133,10 +137,12 @@ def _locked_train(run_dir: Path, cfg_file: Path, config_sha256: str | None) -> d
         if rank == 0:
             old = rd.read_state(run_dir) or {}
             keep = {k: old[k] for k in _KEPT if k in old}
-            if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            if isinstance(err, (KeyboardInterrupt, SystemExit)) or STOP_SIGNAL:
+                # (a library may turn the KeyboardInterrupt of a stop signal into another error: mmengine's config
+                # parser re-raises it as SyntaxError; the signal, not the exception, says the run was stopped)
                 if old.get('state') != 'queued':  # not a submitit requeue (checkpoint() wrote 'queued')
-                    rd.write_state(run_dir, 'interrupted', error=f'stopped by {type(err).__name__}'
-                                   f'{" (" + str(err) + ")" if str(err) else ""}; a relaunch resumes it', **keep)
+                    why = STOP_SIGNAL[0] if STOP_SIGNAL else type(err).__name__
+                    rd.write_state(run_dir, 'interrupted', error=f'stopped by {why}; a relaunch resumes it', **keep)
             else:
                 rd.write_state(run_dir, 'failed', error=''.join(traceback.format_exception_only(type(err), err)).strip(),
                                traceback=traceback.format_exc()[-4000:], **keep)
@@ -283,17 +289,21 @@ def main(argv: list[str] | None = None) -> None:
                         help='refuse to execute config.py unless it has this SHA-256 (the launcher passes it)')
     args = parser.parse_args(argv)
 
-    def _stop(signum, frame):  # SIGTERM (kill, the launcher stopping it): recorded as interrupted, like Ctrl-C
+    def _stop(signum, frame):  # Ctrl-C, SIGTERM (kill, the launcher stopping it): recorded as interrupted
+        STOP_SIGNAL.append(signal.Signals(signum).name)
         raise KeyboardInterrupt(f'signal {signal.Signals(signum).name}')
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
         metrics = train(args.run_dir, args.config_sha256)
     except rd.RunLocked as err:
         print(f'skipped: {err}', file=sys.stderr, flush=True)
         sys.exit(rd.LOCKED_EXIT)
-    except KeyboardInterrupt as err:
-        print(f'interrupted ({err or "Ctrl-C"}): {args.run_dir} is recorded as interrupted; relaunch to resume it',
-              file=sys.stderr, flush=True)
+    except BaseException as err:  # noqa: BLE001
+        if not (isinstance(err, KeyboardInterrupt) or STOP_SIGNAL):
+            raise
+        print(f'interrupted ({STOP_SIGNAL[0] if STOP_SIGNAL else "Ctrl-C"}): {args.run_dir} is recorded as interrupted; '
+              f'relaunch to resume it', file=sys.stderr, flush=True)
         sys.exit(130)
     print(f'final metrics of {args.run_dir}: {metrics}')
 

@@ -91,7 +91,7 @@ def test_same_seed_same_metrics_and_resume_matches(tmp_path, synthetic_data):
     rc = job.wait(timeout=120)
     if not rd.is_finished(k):
         st = rd.read_state(k)
-        assert rc == 130 and st['state'] == 'interrupted' and 'KeyboardInterrupt' in st['error'], (rc, st)
+        assert rc == 130 and st['state'] == 'interrupted' and 'stopped by SIGINT' in st['error'], (rc, st)
         assert rd.read_run(k).state == 'interrupted'
     _wait_for(lambda: not _run_processes(k), timeout=30)
     _, rc = _train(tmp_path / 'k', _extra())

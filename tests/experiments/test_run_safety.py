@@ -198,3 +198,19 @@ def test_two_launches_of_one_run_train_it_once(tmp_path, synthetic_data, capsys)
     assert rd.read_run(rdir).state == 'finished'
     assert len([p for p in rdir.iterdir() if p.is_dir()]) == 1  # one mmengine start: trained once
     assert rd.lock_holder(rdir) == (None, False)
+
+
+def test_ctrl_c_during_start_up_is_recorded_as_interrupted(tmp_path, synthetic_data):
+    """A stop signal while mmengine parses the config or builds the model (mmengine's config parser turns the
+    KeyboardInterrupt into a SyntaxError) is still an interruption, not a failure."""
+    spec = get_grid('N').runs(1, only=['N2'])[0]
+    rdir, _ = launch.prepare_run(spec, 'tiny', tmp_path, launch.parse_cfg_options(fast_options()), 'cmd',
+                                 dry_run=False)
+    job = _start_job(rdir)
+    _wait_for(lambda: (rd.read_state(rdir) or {}).get('state') == 'running' or job.poll() is not None)
+    job.send_signal(signal.SIGINT)
+    rc = job.wait(timeout=120)
+    st = rd.read_state(rdir)
+    assert rc == 130 and st['state'] == 'interrupted' and 'stopped by SIGINT' in st['error'], (rc, st)
+    assert 'Traceback' not in job.stderr.read()
+    assert rd.read_run(rdir).state == 'interrupted' and rd.lock_holder(rdir) == (None, False)
