@@ -112,7 +112,7 @@ class RunRecord:
         sc = self.scalars
         train = sc.train if sc is not None else pd.DataFrame()
         r = dict(grid=self.grid, run=self.run, seed=self.seed, profile=self.profile, task=self.task,
-                 state=self.state, error=self.error, identity=(self.manifest or {}).get('identity'),
+                 state=self.state, error=self.error, identity=rd.run_identity(self.manifest, self.config),
                  n_starts=len(sc.log_dirs) if sc is not None else 0,
                  last_iter=sc.last_iter if sc is not None else pd.NA,
                  final_loss=float(train['loss'].dropna().iloc[-1]) if 'loss' in train and

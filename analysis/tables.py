@@ -81,7 +81,7 @@ class SeedGroup:
 
 
 def _identity(r: RunRecord) -> str | None:
-    return (r.manifest or {}).get('identity')
+    return rd.run_identity(r.manifest, r.config)
 
 
 def in_grid(r: RunRecord) -> bool:

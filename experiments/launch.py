@@ -234,6 +234,9 @@ def prepare_run(spec: RunSpec, profile: str, runs_root: Path, extra: dict, comma
         new = json.loads(json.dumps(manifest, default=str))
         keys = rd.IDENTITY_KEYS if 'config_hash' not in old else \
             tuple(k for k in rd.IDENTITY_KEYS if k != 'config') + ('config_hash',)  # older runs: the config text
+        old_config = rd.read_config(rdir)
+        if 'config_hash' in old and old_config is not None:  # the hash by today's rule, from the run's own data
+            old = dict(old, config_hash=rd.config_hash(old_config))
         diff = rd.manifest_mismatch(_without_excluded(old), _without_excluded(new), keys)
         if diff:
             raise LaunchError(

@@ -174,9 +174,12 @@ IDENTITY_EXCLUDED = ('visualizer', 'vis_backends', 'work_dir', 'launcher', 'resu
 
 def config_hash(config_data: dict) -> str:
     """SHA-256 of a run's resolved config as data (``json_data(cfg.to_dict())``), without
-    :data:`IDENTITY_EXCLUDED`; key order and formatting do not matter."""
+    :data:`IDENTITY_EXCLUDED` and without the seed (``randomness.seed``: seeds of one run share its identity); key
+    order and formatting do not matter."""
     import hashlib
     data = {k: v for k, v in config_data.items() if k not in IDENTITY_EXCLUDED}
+    if isinstance(data.get('randomness'), dict):
+        data['randomness'] = {k: v for k, v in data['randomness'].items() if k != 'seed'}
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
 
 
@@ -192,6 +195,16 @@ def identity(config_data: dict, code: dict | None) -> str:
 #: What decides what a run computes: a change here (committed or not) is a change of code for a run's identity.
 #: Other files (README, results/, notebooks, analysis/) do not touch training.
 CODE_PATHS = ('adapter', 'ops', 'experiments', 'tools', 'pyproject.toml', 'requirements.txt')
+
+
+def run_identity(manifest: dict | None, config: dict | None) -> str | None:
+    """The identity of a run folder, computed from its data (``config.json`` and the manifest's ``code``) by
+    :func:`identity`, so that every run is compared by today's rule; the manifest's recorded ``identity`` for runs
+    that lack either (None for runs made before identities existed)."""
+    manifest = manifest or {}
+    if isinstance(config, dict) and isinstance(manifest.get('code'), dict):
+        return identity(config, manifest['code'])
+    return manifest.get('identity')
 
 
 def code_state(repo: Path = REPO_ROOT) -> dict:

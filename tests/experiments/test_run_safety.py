@@ -50,6 +50,13 @@ def test_identity_is_config_data_plus_code(tmp_path, synthetic_data):
     # the same run launched elsewhere has the same identity; other iterations or other code do not
     other, _ = launch.prepare_run(spec, 'tiny', tmp_path / 'b', {'train_cfg.max_iters': 8}, 'cmd', dry_run=False)
     assert json.loads((other / rd.MANIFEST).read_text())['identity'] == man['identity']
+    # the seeds of a run share its identity (the seed is what varies between them)
+    seed2 = get_grid('N').runs([2], only=['N2'])[0]
+    s2, _ = launch.prepare_run(seed2, 'tiny', tmp_path / 'a', {'train_cfg.max_iters': 8}, 'cmd', dry_run=False)
+    assert rd.read_config(s2)['randomness']['seed'] == 2
+    assert json.loads((s2 / rd.MANIFEST).read_text())['identity'] == man['identity']
+    # and is computed from the folder's data by today's rule
+    assert rd.run_identity(man, data) == man['identity'] and rd.run_identity(dict(identity='x'), None) == 'x'
     longer = json.loads(json.dumps(data))
     longer['train_cfg']['max_iters'] = 400
     assert rd.identity(longer, man['code']) != man['identity']
