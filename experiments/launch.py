@@ -260,13 +260,13 @@ def prepare_run(spec: RunSpec, profile: str, runs_root: Path, extra: dict, comma
         if not dry_run and (not cfg_py.is_file() or cfg_py.read_text() != text):
             print(f'note: {cfg_py} differed from the config resolved now from experiments/configs; replaced by it '
                   f'(the old file was not executed)', file=sys.stderr)
-            cfg_py.write_text(text)
+            rd.write_config_py(rdir, text)
         if not dry_run and rd.read_config(rdir) != config_data:  # missing (older run) or changed
             rd.write_config_json(rdir, cfg)
         return rdir, 'resume'
     if not dry_run:
         rdir.mkdir(parents=True, exist_ok=True)
-        (rdir / rd.CONFIG).write_text(text)
+        rd.write_config_py(rdir, text)
         rd.write_config_json(rdir, cfg)
         rd.write_json(rdir / rd.MANIFEST, manifest)
         rd.write_state(rdir, 'queued')

@@ -110,6 +110,32 @@ def write_config_json(rdir: Path, cfg) -> Path:
     return path
 
 
+#: SHA-256 of the ``config.py`` the launcher last wrote (a relaunch may rewrite it, e.g. another visualiser).
+CONFIG_SHA = 'config.py.sha256'
+
+
+def write_config_py(rdir: Path, text: str) -> None:
+    """Write the run's ``config.py`` and the SHA-256 of what was written (``config.py.sha256``), so an edit made
+    after the launcher wrote it is detected."""
+    import hashlib
+    (Path(rdir) / CONFIG).write_text(text)
+    (Path(rdir) / CONFIG_SHA).write_text(hashlib.sha256(text.encode()).hexdigest() + '\n')
+
+
+def config_edited(rdir: Path, manifest: dict | None) -> bool:
+    """Whether ``config.py`` differs from what the launcher last wrote (its recorded SHA-256; for runs without the
+    record, the config text in the manifest)."""
+    import hashlib
+    cfg_py = Path(rdir) / CONFIG
+    if not cfg_py.is_file():
+        return False
+    record = Path(rdir) / CONFIG_SHA
+    if record.is_file():
+        return hashlib.sha256(cfg_py.read_bytes()).hexdigest() != record.read_text().strip()
+    text = (manifest or {}).get('config')
+    return text is not None and cfg_py.read_text(errors='replace') != text
+
+
 def config_sha256(rdir: Path) -> str:
     """SHA-256 of the run's ``config.py`` (the launcher hands it to the job, which checks it before executing)."""
     import hashlib
@@ -469,10 +495,9 @@ def read_run(rdir: Path, slurm_states: dict | None = None) -> RunInfo:
         info.checkpoint_iter = int(m.group(1)) if m else None
     if info.manifest is None:
         info.problems.append('no manifest.json')
-    elif (rdir / CONFIG).is_file() and info.manifest.get('config') is not None:
-        if (rdir / CONFIG).read_text(errors='replace') != info.manifest['config']:
-            info.problems.append(f'{rdir / CONFIG} differs from the config recorded at launch (edited?); the job '
-                                 f'refuses to run it and a relaunch replaces it')
+    elif config_edited(rdir, info.manifest):
+        info.problems.append(f'{rdir / CONFIG} differs from the config the launcher wrote (edited?); the job refuses '
+                             f'to run it and a relaunch replaces it')
     st = info.state_file or {}
     state = st.get('state')
     if state == 'finished':

@@ -221,3 +221,18 @@ def test_ctrl_c_during_start_up_is_recorded_as_interrupted(tmp_path, synthetic_d
     assert rc == 130 and st['state'] == 'interrupted' and 'stopped by SIGINT' in st['error'], (rc, st)
     assert 'Traceback' not in job.stderr.read()
     assert rd.read_run(rdir).state == 'interrupted' and rd.lock_holder(rdir) == (None, False)
+
+
+def test_an_edited_config_py_is_reported_and_a_visualiser_switch_is_not(tmp_path, synthetic_data):
+    spec = get_grid('N').runs(1, only=['N2'])[0]
+    rdir, _ = launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 8}, 'cmd', dry_run=False)
+    assert not any('edited' in p for p in rd.read_run(rdir).problems)
+    cfg_py = rdir / rd.CONFIG
+    cfg_py.write_text(cfg_py.read_text().replace('max_iters=8', 'max_iters=12'))  # edited by hand after launch
+    assert any('edited' in p for p in rd.read_run(rdir).problems)
+    assert launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 8}, 'cmd', dry_run=False)[1] == 'resume'
+    assert 'max_iters=8' in cfg_py.read_text() and not any('edited' in p for p in rd.read_run(rdir).problems)
+    before = cfg_py.read_text()
+    assert launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 8}, 'cmd', dry_run=False,
+                              vis=['none'])[1] == 'resume'  # another visualiser: the launcher rewrites config.py
+    assert cfg_py.read_text() != before and not any('edited' in p for p in rd.read_run(rdir).problems)
