@@ -5,7 +5,8 @@ Launch, the job, status and analysis all read and write run folders through this
 Files: ``manifest.json`` (what the run is: grid, run, seed, overrides, the config text, ``config_hash`` and
 ``code``, and ``identity``, the hash of both; never rewritten), ``state.json`` (one of :data:`STATES`, job id,
 error), ``config.py`` (the frozen mmengine config the job trains, executed only by the job and only with the
-SHA-256 the launcher verified), ``config.json`` (a data-only copy of the same resolved config: what analysis
+SHA-256 the launcher verified; ``config.py.sha256`` records what the launcher last wrote, so an edit is
+detected), ``config.json`` (a data-only copy of the same resolved config: what analysis
 reads, since nothing under a runs root is ever executed outside the job), ``run.lock`` (host/pid/job of the process
 training the run, which also holds a POSIX lock on it), ``final_metrics.json`` (written by
 ``experiments.hooks.FinalMetricsHook``: metrics, #Param, iterations, wall time, peak memory), ``checkpoints.json``
