@@ -137,12 +137,16 @@ def _locked_train(run_dir: Path, cfg_file: Path, config_sha256: str | None) -> d
         if rank == 0:
             old = rd.read_state(run_dir) or {}
             keep = {k: old[k] for k in _KEPT if k in old}
-            if isinstance(err, (KeyboardInterrupt, SystemExit)) or STOP_SIGNAL:
+            if old.get('state') == 'queued':
+                # submitit's checkpoint() wrote 'queued' and requeued the job: whatever ends this process now (a
+                # SystemExit, or the second of two USR2 signals failing its own `scontrol requeue`) is not a failure;
+                # the requeued job resumes the run
+                pass
+            elif isinstance(err, (KeyboardInterrupt, SystemExit)) or STOP_SIGNAL:
                 # (a library may turn the KeyboardInterrupt of a stop signal into another error: mmengine's config
                 # parser re-raises it as SyntaxError; the signal, not the exception, says the run was stopped)
-                if old.get('state') != 'queued':  # not a submitit requeue (checkpoint() wrote 'queued')
-                    why = STOP_SIGNAL[0] if STOP_SIGNAL else type(err).__name__
-                    rd.write_state(run_dir, 'interrupted', error=f'stopped by {why}; a relaunch resumes it', **keep)
+                why = STOP_SIGNAL[0] if STOP_SIGNAL else type(err).__name__
+                rd.write_state(run_dir, 'interrupted', error=f'stopped by {why}; a relaunch resumes it', **keep)
             else:
                 rd.write_state(run_dir, 'failed', error=''.join(traceback.format_exception_only(type(err), err)).strip(),
                                traceback=traceback.format_exc()[-4000:], **keep)

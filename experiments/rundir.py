@@ -166,6 +166,8 @@ def write_state(rdir: Path, state: str, job_id: str | None = None, error: str | 
     except CorruptRunFile:  # replaced by the state written now
         old = {}
     data = dict(state=state, job_id=job_id if job_id is not None else old.get('job_id'), updated=now(), error=error)
+    if old.get('scheduler') is not None:  # where the job id lives (local | slurm) stays known
+        data['scheduler'] = old['scheduler']
     data.update(extra)
     write_json(Path(rdir) / STATE, data)
     return data

@@ -236,3 +236,23 @@ def test_an_edited_config_py_is_reported_and_a_visualiser_switch_is_not(tmp_path
     assert launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 8}, 'cmd', dry_run=False,
                               vis=['none'])[1] == 'resume'  # another visualiser: the launcher rewrites config.py
     assert cfg_py.read_text() != before and not any('edited' in p for p in rd.read_run(rdir).problems)
+
+
+def test_an_error_after_a_requeue_leaves_the_run_queued(tmp_path, synthetic_data, monkeypatch):
+    """submitit's checkpoint() marks the run queued and requeues the job; a second USR2 then fails its own
+    `scontrol requeue` (CalledProcessError) inside training. Seen on the local SLURM: the run read 'failed' until the
+    requeued job started. It stays queued."""
+    from experiments import job
+    spec = get_grid('N').runs(1, only=['N2'])[0]
+    rdir, _ = launch.prepare_run(spec, 'tiny', tmp_path, {'train_cfg.max_iters': 8}, 'cmd', dry_run=False)
+
+    def preempted(run_dir, cfg_bytes, distributed):
+        job.TrainJob(str(run_dir)).checkpoint()  # what submitit calls on USR2: state queued, requeue
+        raise subprocess.CalledProcessError(1, ['scontrol', 'requeue', '88'])
+    monkeypatch.setattr(job, '_train', preempted)
+    monkeypatch.setenv('SLURM_JOB_ID', '88')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(subprocess.CalledProcessError):
+        job.train(rdir)
+    st = rd.read_state(rdir)
+    assert st['state'] == 'queued' and st['scheduler'] == 'slurm' and 'requeued' in st['note']
