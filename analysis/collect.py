@@ -186,13 +186,6 @@ def load_run(grid: str, run: str, seed: int, profile: str, root: Path, path: Pat
     return rec
 
 
-def expected_runs(grid: str, seeds=None) -> list[tuple[str, int]]:
-    """(run, seed) pairs a grid defines (``experiments.grids``) for ``seeds`` (a count or a list, default 1)."""
-    if grid not in GRID_NAMES:
-        raise AnalysisError(f'unknown grid {grid!r}; known grids: {", ".join(GRIDS)}')
-    return [(r.name, int(r.seed)) for r in get_grid(grid).runs(1 if seeds is None else seeds)]
-
-
 def collect_grid(grid: str, profile: str = 'tiny', root: str | os.PathLike | None = None, *,
                  expected: list[tuple[str, int]] | None = None, seeds=None, verbose: bool = False) -> GridResult:
     """Collect every run of a grid.
