@@ -128,17 +128,6 @@ def _short_id(identity: str | None) -> str:
     return 'none (run made before identities)' if identity is None else str(identity)[:12]
 
 
-def _flatten(d, prefix: str = '') -> dict:
-    out = {}
-    for k, v in (d or {}).items():
-        key = f'{prefix}{k}'
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + '.'))
-        else:
-            out[key] = v
-    return out
-
-
 def _show(v, width: int = 40) -> str:
     text = '(absent)' if v is _ABSENT else (v if isinstance(v, str) else json.dumps(v, default=str))
     return text if len(text) <= width else text[:width - 3] + '...'
@@ -161,7 +150,7 @@ def identity_differences(a: RunRecord, b: RunRecord, limit: int = 8) -> list[str
     if (ca is None) != (cb is None):
         out.append(f'config.json {"absent" if ca is None else "present"} vs {"absent" if cb is None else "present"}')
     elif ca is not None:
-        fa, fb = _flatten(ca), _flatten(cb)
+        fa, fb = rd.flatten(ca), rd.flatten(cb)
         for k in [*fa, *(k for k in fb if k not in fa)]:
             va, vb = fa.get(k, _ABSENT), fb.get(k, _ABSENT)
             if va != vb:
@@ -180,7 +169,7 @@ def identity_differences(a: RunRecord, b: RunRecord, limit: int = 8) -> list[str
         if ma.get(key, _ABSENT) != mb.get(key, _ABSENT):
             out.append(f'{key} {_show(ma.get(key, _ABSENT))} vs {_show(mb.get(key, _ABSENT))}')
     for label, key in _MANIFEST_DICTS.items():
-        fa, fb = _flatten(ma.get(key) or {}), _flatten(mb.get(key) or {})
+        fa, fb = rd.flatten(ma.get(key) or {}), rd.flatten(mb.get(key) or {})
         for k in [*fa, *(k for k in fb if k not in fa)]:
             va, vb = fa.get(k, _ABSENT), fb.get(k, _ABSENT)
             if va != vb:

@@ -133,20 +133,10 @@ def build_config(spec: RunSpec, profile: str, extra: dict, runs_root: Path, dry_
     return cfg, overrides, notes
 
 
-def _flatten(data, prefix: str = '') -> dict:
-    """Nested config data as ``{'a.b.c': leaf}`` (lists are leaves)."""
-    if isinstance(data, dict) and data:
-        out = {}
-        for k, v in data.items():
-            out.update(_flatten(v, f'{prefix}{k}.'))
-        return out
-    return {prefix[:-1]: data}
-
-
 def grid_axes(grid, profile: str, runs_root: Path) -> set[str]:
     """The config keys a grid varies: the leaves of the resolved configs (data) that are not equal in every run of
     the grid (a key set in some runs only counts too)."""
-    flats = [_flatten(rd.json_data(build_config(spec, profile, {}, runs_root, dry_run=True)[0].to_dict()))
+    flats = [rd.flatten(rd.json_data(build_config(spec, profile, {}, runs_root, dry_run=True)[0].to_dict()))
              for spec in grid.runs(1)]
     keys = set().union(*flats)
     return {k for k in keys if any(f.get(k, _ABSENT) != flats[0].get(k, _ABSENT) for f in flats[1:])}

@@ -89,6 +89,18 @@ def read_json(path: Path) -> dict | None:
     return data
 
 
+def flatten(data: dict | None, prefix: str = '') -> dict:
+    """Nested config data as ``{'a.b.c': leaf}``: dicts are opened (an empty one is a leaf), lists are leaves."""
+    out = {}
+    for k, v in (data or {}).items():
+        key = f'{prefix}{k}'
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + '.'))
+        else:
+            out[key] = v
+    return out
+
+
 def json_data(obj):
     """``obj`` (e.g. ``Config.to_dict()``) as plain JSON data: dicts with str keys, lists, str/int/float/bool/None.
 
@@ -331,6 +343,15 @@ def slurm_job_alive(job_id: str, slurm_states: dict | None) -> bool | None:
     return str(job_id) in cl.squeue_states([str(job_id)])
 
 
+def _other_host(holder: dict) -> bool:
+    return holder.get('host') not in (None, _hostname())
+
+
+def _remote_holder_alive(holder: dict, slurm_states: dict | None) -> bool | None:
+    """Whether a holder on another host lives: SLURM's answer when it names a job, else None (nothing can tell)."""
+    return slurm_job_alive(holder['slurm_job_id'], slurm_states) if holder.get('slurm_job_id') else None
+
+
 def lock_holder(rdir: Path, slurm_states: dict | None = None) -> tuple[dict | None, bool | None]:
     """(what the lock file says, whether that holder is alive).
 
@@ -353,14 +374,14 @@ def lock_holder(rdir: Path, slurm_states: dict | None = None) -> tuple[dict | No
         holder = _read_lock_text(fd)
         if holder is None:
             return None, False
-        if holder.get('host') not in (None, _hostname()) and holder.get('slurm_job_id'):
-            return holder, slurm_job_alive(holder['slurm_job_id'], slurm_states)
+        if _other_host(holder) and holder.get('slurm_job_id'):
+            return holder, _remote_holder_alive(holder, slurm_states)
         try:
             fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
             return holder, True
         fcntl.lockf(fd, fcntl.LOCK_UN)
-        if holder.get('host') not in (None, _hostname()):
+        if _other_host(holder):
             return holder, None  # another host, no SLURM job: locks across hosts are not reliable on every filesystem
         return holder, False
     finally:
@@ -400,9 +421,8 @@ class RunLock:
             os.close(fd)
             raise RunLocked(self.rdir, holder) from None
         old = _read_lock_text(fd)
-        if old and old.get('host') not in (None, _hostname()):
-            alive = slurm_job_alive(old['slurm_job_id'], None) if old.get('slurm_job_id') else None
-            if alive is not False:  # another host's live (or uncheckable) holder
+        if old and _other_host(old):
+            if _remote_holder_alive(old, None) is not False:  # another host's live (or uncheckable) holder
                 os.close(fd)  # (closing drops the POSIX lock)
                 raise RunLocked(self.rdir, old)
         self.took_over = old

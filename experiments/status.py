@@ -44,23 +44,31 @@ def collect(grid: str, profile: str, runs_root: Path, seeds=None) -> list[dict]:
     never launched, then folders the grid does not define), read by ``experiments.rundir.read_run``, with its
     ``progress`` (:class:`experiments.runlog.Progress`)."""
     folders = rd.grid_folders(runs_root, profile, grid, seeds)
-    infos = [(name, seed, rd.read_run(path, slurm_states={}), in_grid) for name, seed, path, in_grid in folders]
-    # one squeue call for every SLURM job id, then the runs that need it are read again with its answer
-    ids = [i.job_id for _, _, i, _ in infos if (i.state_file or {}).get('scheduler') == 'slurm' and i.job_id]
+    # one squeue call for every SLURM job id (from the state files), then each run is read once with its answer
+    ids = [st['job_id'] for st in map(_state_of, (p for _, _, p, _ in folders))
+           if st.get('scheduler') == 'slurm' and st.get('job_id')]
     squeue = cl.squeue_states(ids) if ids and cl.squeue_works() else None
     rows = []
-    for name, seed, info, in_grid in infos:
-        if (info.state_file or {}).get('scheduler') == 'slurm':
-            info = rd.read_run(info.path, slurm_states=squeue)
+    for name, seed, path, in_grid in folders:
+        info = rd.read_run(path, slurm_states=squeue)
         if info.state in ('missing', 'corrupt'):
             progress = rl.Progress()
         else:
             progress = rl.read_progress(info.path, info.config, info.final, info.checkpoint_iter)
         rows.append(dict(run=name if in_grid else f'{name} (not in grid)', seed=seed, state=info.state,
-                         job_id=info.job_id, iter=info.checkpoint_iter, metrics=info.final, error=info.error, problems=info.problems,
+                         job_id=info.job_id, iter=info.checkpoint_iter, metrics=info.final, error=info.error,
+                         problems=info.problems,
                          slurm=(squeue or {}).get(str(info.job_id)) if info.job_id else None, dir=info.path,
                          holder=info.holder, progress=progress))
     return rows
+
+
+def _state_of(path: Path) -> dict:
+    """``state.json`` of a run folder, {} when absent or corrupt (``read_run`` reports that)."""
+    try:
+        return rd.read_state(path) or {}
+    except rd.CorruptRunFile:
+        return {}
 
 
 def _note(r: dict) -> str:

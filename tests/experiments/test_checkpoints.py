@@ -5,19 +5,15 @@ The unit tests fabricate checkpoint files; the end-to-end test trains a tiny run
 one off (as a crash during the save would) and relaunches: it resumes from the previous checkpoint and ends with
 the metrics and weights of an uninterrupted run.
 """
-import json
-
 import pytest
 import torch
 
 from experiments import launch
 from experiments import rundir as rd
-from experiments.compat import UnsafeCheckpointError, load_checkpoint_file
-from experiments.grids import get_grid
+from experiments.compat import UnsafeCheckpointError
 
 from .conftest import fast_options
-
-IGNORED = {'train_time_per_iter', 'train_wall_time_s', 'max_rss_mb', 'max_memory_mb'}
+from .test_resume import _metrics, _train, _weights  # the same tiny N2 run and its comparisons
 
 
 def _save(rdir, step, size=2000):
@@ -131,20 +127,6 @@ def _extra(**more):
     extra = launch.parse_cfg_options(fast_options(iters=8, ckpt=2, val_images=8))
     extra.update(more)
     return extra
-
-
-def _train(root, extra):
-    spec = get_grid('N').runs(1, only=['N2'])[0]
-    rdir, _ = launch.prepare_run(spec, 'tiny', root, extra, 'test', dry_run=False)
-    return rdir, launch._run_local([rdir])[0][1]
-
-
-def _metrics(rdir):
-    return {k: v for k, v in json.loads((rdir / rd.FINAL_METRICS).read_text()).items() if k not in IGNORED}
-
-
-def _weights(rdir):
-    return load_checkpoint_file(rd.last_checkpoint(rdir), map_location='cpu')['state_dict']
 
 
 def test_truncated_last_checkpoint_resumes_from_the_previous_one(tmp_path, synthetic_data, capfd):
