@@ -21,7 +21,7 @@ RUNS_ROOT ?= runs
 export RUNS_ROOT
 
 .PHONY: install install-cuda lock test ablation-N ablation-components ablation-attention ablation-pretrain \
-        main-det main-seg det-frameworks sota tables figures summary bench-ops bench-adapter data-synthetic \
+        main-det main-seg det-frameworks sota tables figures summary bench-ops bench-adapter bench-launches data-synthetic \
         slurm-up slurm-down clean-venv \
         gpu-check smoke-gpu export
 
@@ -84,6 +84,10 @@ bench-ops: install
 
 bench-adapter: install
 	$(PY) -m adapter.bench
+
+# ATen calls per training step (forward+backward, bf16 autocast), plain ViT vs ViT-Adapter (adapter/launches.py)
+bench-launches: install
+	$(PY) -m adapter.launches --save
 
 # The backbone through torch.export (.pt2, the registered op kept) and to ONNX (deformable attention as GridSample,
 # run by ONNX Runtime), each checked against eager (adapter/README.md "Export").  EXPORT_ARGS: e.g.

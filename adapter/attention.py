@@ -55,32 +55,57 @@ def grid_centres(shapes: Shapes, device=None) -> torch.Tensor:
     return torch.cat(pts, 0)
 
 
-_SHAPES_CACHE: dict = {}
+_CONSTANTS: dict = {}
+
+
+def _constant(key: tuple, build):
+    """``build()``, made once per ``key`` (shapes, device, dtype) and reused: the per-call constants of the
+    deformable attention (level table, reference points, offset normaliser).
+
+    Built afresh in every forward they cost about 15 small ops per attention call (150 per ViT-Adapter forward),
+    and on CUDA a pageable host-to-device copy each (host-blocking, and not allowed while a CUDA graph is being
+    captured). The cached tensors are read-only inputs of the op. While tracing (torch.compile) they are built
+    fresh, so the graph holds them as constants.
+    """
+    if torch.compiler.is_compiling():
+        return build()
+    hit = _CONSTANTS.get(key)
+    if hit is None:
+        if len(_CONSTANTS) > 256:  # a few input sizes per process; bound it anyway
+            _CONSTANTS.clear()
+        hit = _CONSTANTS[key] = build()
+    return hit
+
+
+def _shapes_key(shapes: Shapes) -> tuple:
+    return tuple((int(h), int(w)) for h, w in shapes)
 
 
 def _shapes_tensors(shapes: Shapes, device) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(spatial_shapes, level_start_index) of ``shapes`` on ``device``, made once per (shapes, device).
+    """(spatial_shapes, level_start_index) of ``shapes`` on ``device``, made once per (shapes, device)."""
+    levels = _shapes_key(shapes)
 
-    Built on the host from Python ints and copied once: a fresh ``torch.as_tensor(..., device='cuda')`` in every
-    forward would be a pageable host-to-device copy per call (host-blocking, and not allowed while a CUDA graph
-    is being captured). The cached tensors are read-only inputs of the op. While tracing (torch.compile) they are
-    built fresh, so the graph holds them as constants.
-    """
-    key = (tuple((int(h), int(w)) for h, w in shapes), str(torch.device(device)))
-    hit = None if torch.compiler.is_compiling() else _SHAPES_CACHE.get(key)
-    if hit is not None:
-        return hit
-    table = [list(s) for s in key[0]]
-    starts = [0]
-    for h, w in key[0][:-1]:
-        starts.append(starts[-1] + h * w)
-    spatial = torch.as_tensor(table, dtype=torch.long, device=device)
-    start = torch.as_tensor(starts, dtype=torch.long, device=device)
-    if not torch.compiler.is_compiling():
-        if len(_SHAPES_CACHE) > 64:  # a few input sizes per process; bound it anyway
-            _SHAPES_CACHE.clear()
-        _SHAPES_CACHE[key] = (spatial, start)
-    return spatial, start
+    def build():
+        starts = [0]
+        for h, w in levels[:-1]:
+            starts.append(starts[-1] + h * w)
+        return (torch.as_tensor([list(s) for s in levels], dtype=torch.long, device=device),
+                torch.as_tensor(starts, dtype=torch.long, device=device))
+    return _constant(('shapes', levels, str(torch.device(device))), build)
+
+
+def _reference_points(shapes: Shapes, device, dtype: torch.dtype) -> torch.Tensor:
+    """``grid_centres(shapes)`` in ``dtype`` on ``device``, made once per (shapes, device, dtype)."""
+    levels = _shapes_key(shapes)
+    return _constant(('centres', levels, str(torch.device(device)), dtype),
+                     lambda: grid_centres(levels, device).to(dtype))
+
+
+def _offset_normalizer(shapes: Shapes, device, dtype: torch.dtype) -> torch.Tensor:
+    """(L, 2) (W, H) of each level in ``dtype``: what ``MSDeformAttn`` divides the sampling offsets by."""
+    levels = _shapes_key(shapes)
+    return _constant(('normalizer', levels, str(torch.device(device)), dtype),
+                     lambda: torch.tensor([[w, h] for h, w in levels], dtype=dtype, device=device))
 
 
 class DeformableCrossAttention(MSDeformAttn):
@@ -102,10 +127,11 @@ class DeformableCrossAttention(MSDeformAttn):
         """query (B, Lq, C), feat (B, S, C) -> (B, Lq, C)."""
         b = query.shape[0]
         spatial, start = _shapes_tensors(feat_shapes, query.device)
-        ref = grid_centres(query_shapes, query.device).to(query.dtype)
+        ref = _reference_points(query_shapes, query.device, query.dtype)
         ref = ref[None, :, None, :].expand(b, -1, len(feat_shapes), 2)
         levels = [(int(h), int(w)) for h, w in feat_shapes]  # for the export form (ops.grid_sample_form)
-        return super().forward(query, ref, feat, spatial, start, level_shapes=levels)
+        return super().forward(query, ref, feat, spatial, start, level_shapes=levels,
+                               offset_normalizer=lambda dtype: _offset_normalizer(levels, query.device, dtype))
 
 
 class GlobalCrossAttention(nn.Module):

@@ -83,6 +83,9 @@ class ViTAdapter(PyramidBackbone):
         init_gamma: initial injector gamma (0 keeps the pre-trained ViT untouched at start).
         freeze_vit: freeze the ViT parameters (and keep it in eval mode).
         post_norm, embed_norm: Uni-Perceiver's BERT layout of the ViT (post-norm blocks, normed embeddings).
+        compile: ``torch.compile`` the forward: None/False (eager, default), True (torch.compile's defaults) or a
+            dict of its arguments (mode, backend, fullgraph, dynamic, options), e.g.
+            ``dict(mode='reduce-overhead')`` for CUDA graphs on a GPU. ``forward_intermediates`` stays eager.
         arch overrides: any preset field (embed_dim, depth, num_heads, deform_heads, deform_ratio,
             conv_inplane, n_points, cffn_ratio) may also be passed as a keyword.
     """
@@ -96,7 +99,8 @@ class ViTAdapter(PyramidBackbone):
                  vit_feature_source: str = 'final',
                  interaction_indexes: Optional[List[List[int]]] = None, stripe_width: int = 2,
                  init_gamma: float = 0.0, freeze_vit: bool = False,
-                 post_norm: bool = False, embed_norm: bool = False, **arch_overrides):
+                 post_norm: bool = False, embed_norm: bool = False, compile=None,
+                 **arch_overrides):
         super().__init__()
         cfg = resolve_arch('ViTAdapter', arch, arch_overrides)
         if variant == 'baseline' or n_interactions == 0:
@@ -150,7 +154,7 @@ class ViTAdapter(PyramidBackbone):
         for m in self.modules():
             if isinstance(m, DeformableCrossAttention):
                 m._reset_parameters()
-        self._finish(pretrained)
+        self._finish(pretrained, compile)
 
     @staticmethod
     def _check_indexes(indexes: List[List[int]], depth: int) -> None:

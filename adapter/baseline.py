@@ -25,6 +25,7 @@ class SimplePyramid(nn.Module):
     Args:
         dim: channels C.
         up_norm: norm between the two transposed convs of the stride-4 branch ('GN').
+        compile: ``torch.compile`` the forward (see ``ViTAdapter``).
         act: activation name there ('GELU').
         token_norm: norm applied to each level's tokens first ('LN').
     """
@@ -64,7 +65,8 @@ class ViTBaseline(PyramidBackbone):
                  window_size: int = 14, drop_path_rate: Optional[float] = None, with_cp: bool = False,
                  pretrained: Optional[str] = None, pretrain_size: Optional[int] = None,
                  layer_scale_init: Optional[float] = 1.0, rel_pos_bias: bool = False, freeze_vit: bool = False,
-                 up_norm: NormSpec = 'GN', post_norm: bool = False, embed_norm: bool = False, **arch_overrides):
+                 up_norm: NormSpec = 'GN', post_norm: bool = False, embed_norm: bool = False, compile=None,
+                 **arch_overrides):
         super().__init__()
         cfg = resolve_arch('ViTBaseline (a plain ViT: adapter arguments do not apply)', arch, arch_overrides,
                            allowed=[f for f in VIT_FIELDS if f not in ('drop_path_rate', 'pretrain_size')])
@@ -77,7 +79,7 @@ class ViTBaseline(PyramidBackbone):
         self.n_interactions = 0
         self.quarter_ends = [depth // 4 * (i + 1) - 1 for i in range(4)]
         self.pyramid = SimplePyramid(cfg['embed_dim'], up_norm=up_norm)
-        self._finish(pretrained)
+        self._finish(pretrained, compile)
 
     def _forward(self, x: torch.Tensor, collect: Optional[list]) -> List[torch.Tensor]:
         self._check_input(x)

@@ -80,15 +80,21 @@ def flop_ratio(arch: str, size: int, device: torch.device, models: dict | None =
 
 
 def measure(arch: str, device: str = 'cuda', size: int = 1024, batch: int = 2, dtype: str = 'bfloat16',
-            iters: int = 10, warmup: int = 3, modes=('fwd', 'fwdbwd')) -> dict:
-    """One row: times (s), peak memory (GiB, CUDA) of ViT and adapter per mode, GMACs and the ratios."""
+            iters: int = 10, warmup: int = 3, modes=('fwd', 'fwdbwd'), compile: dict | None = None) -> dict:
+    """One row: times (s), peak memory (GiB, CUDA) of ViT and adapter per mode, GMACs and the ratios.
+
+    ``compile``: ``torch.compile`` arguments (e.g. ``{'mode': 'reduce-overhead'}``) applied to both models alike
+    (after the FLOP count); the warm-up calls then include the compilation (at least 2 are made)."""
     dev = torch.device(device)
     torch.manual_seed(0)
     models = {k: build(k, arch).to(dev) for k in ('vit', 'adapter')}
     gmacs = flop_ratio(arch, size, dev, models)
+    if compile is not None:
+        models = {k: torch.compile(m, **compile) for k, m in models.items()}
+        warmup = max(warmup, 2)
     x = torch.randn(batch, 3, size, size, device=dev)
     row = dict(arch=arch, size=size, batch=batch, dtype=dtype, device=str(dev), gmacs_vit=gmacs[0],
-               gmacs_adapter=gmacs[1], flop_ratio=gmacs[1] / gmacs[0])
+               gmacs_adapter=gmacs[1], flop_ratio=gmacs[1] / gmacs[0], compile=compile)
     for mode in modes:
         runs = {k: _call(m.train(mode != 'fwd'), x, mode, DTYPES[dtype]) for k, m in models.items()}
         peak, times = {}, {k: [] for k in runs}
@@ -136,7 +142,8 @@ def _gib(v: float) -> str:
     return '-' if v != v else f'{v:.1f}'
 
 
-def header(device: str, size: int, batch: int, dtype: str, iters: int, warmup: int) -> str:
+def header(device: str, size: int, batch: int, dtype: str, iters: int, warmup: int,
+           compile: dict | None = None) -> str:
     dev = torch.device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else (platform.processor() or platform.machine())
     from ops import current_backend
@@ -148,19 +155,22 @@ def header(device: str, size: int, batch: int, dtype: str, iters: int, warmup: i
             f'device {device} ({name}); input {batch}x3x{size}x{size}, autocast {dtype}, train mode for fwd+bwd, '
             f'global attention in every block; MSDeformAttn backend {backend}; median of {iters} synchronised calls '
             f'after {warmup} warm-up calls, ViT and adapter alternating; peak = torch.cuda.max_memory_allocated of '
-            f'one call (CUDA only); GMACs = forward at batch 1 (adapter.flops.backbone_flops).')
+            f'one call (CUDA only); GMACs = forward at batch 1 (adapter.flops.backbone_flops).'
+            + (f' Both models under torch.compile({", ".join(f"{k}={v!r}" for k, v in compile.items())}).'
+               if compile is not None else ''))
 
 
 def run(archs=('T', 'S', 'B', 'L'), device: str = 'cuda', size: int = 1024, batch: int = 2, dtype: str = 'bfloat16',
-        iters: int = 10, warmup: int = 3, out_dir: Path | None = RESULTS_DIR, tag: str = '') -> tuple[list, Path | None]:
+        iters: int = 10, warmup: int = 3, out_dir: Path | None = RESULTS_DIR, tag: str = '',
+        compile: dict | None = None) -> tuple[list, Path | None]:
     """Measure every arch, print the table, save it (markdown + JSON) under ``out_dir``; returns (rows, md path)."""
-    head = header(device, size, batch, dtype, iters, warmup)
+    head = header(device, size, batch, dtype, iters, warmup, compile)
     print(head)
     print(HEAD)
     print('|---|---|---|---|---|---|', flush=True)
     rows = []
     for arch in archs:
-        rows.append(measure(arch, device, size, batch, dtype, iters, warmup))
+        rows.append(measure(arch, device, size, batch, dtype, iters, warmup, compile=compile))
         print(fmt_row(rows[-1]), flush=True)
     if out_dir is None:
         return rows, None
@@ -183,10 +193,13 @@ def main(argv=None) -> None:
     ap.add_argument('--dtype', choices=sorted(DTYPES), default='bfloat16')
     ap.add_argument('--iters', type=int, default=10)
     ap.add_argument('--warmup', type=int, default=3)
+    ap.add_argument('--compile', metavar='MODE', default=None,
+                    help="torch.compile both models with this mode (e.g. reduce-overhead: CUDA graphs)")
     ap.add_argument('--no-save', action='store_true')
     args = ap.parse_args(argv)
     run(tuple(args.archs), args.device, args.size, args.batch, args.dtype, args.iters, args.warmup,
-        None if args.no_save else RESULTS_DIR)
+        None if args.no_save else RESULTS_DIR, tag='_compiled' if args.compile else '',
+        compile=None if args.compile is None else {'mode': args.compile})
 
 
 if __name__ == '__main__':

@@ -42,6 +42,47 @@ def resolve_arch(who: str, arch: Union[str, dict], overrides: dict, allowed: Seq
     return cfg
 
 
+COMPILE_KEYS = ('mode', 'backend', 'fullgraph', 'dynamic', 'options')
+_COMPILED: dict = {}
+
+
+def check_compile(compile) -> Optional[dict]:
+    """Normalise a backbone's ``compile`` argument: None/False -> None (eager), True -> {} (``torch.compile``
+    defaults), a string -> ``{'mode': it}`` (what ``--cfg-options model.backbone.compile=reduce-overhead`` gives),
+    a dict -> its ``torch.compile`` keyword arguments (``COMPILE_KEYS`` only)."""
+    if compile is None or compile is False:
+        return None
+    if compile is True:
+        return {}
+    if isinstance(compile, str):
+        modes = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+        if compile not in modes:
+            raise ValueError(f'compile={compile!r}: not a torch.compile mode; choose one of {modes}, True, or a '
+                             f'dict of torch.compile arguments {COMPILE_KEYS}')
+        return {'mode': compile}
+    if not isinstance(compile, dict):
+        raise TypeError(f'compile must be None, a bool or a dict of torch.compile arguments {COMPILE_KEYS}, '
+                        f'got {type(compile).__name__} {compile!r}')
+    unknown = sorted(set(compile) - set(COMPILE_KEYS))
+    if unknown:
+        raise ValueError(f'compile: unknown torch.compile arguments {unknown}; allowed: {COMPILE_KEYS} '
+                         f"(e.g. compile=dict(mode='max-autotune-no-cudagraphs'))")
+    return dict(compile)
+
+
+def _compiled_forward(cls: type, options: dict):
+    """``torch.compile`` of ``cls._forward`` with ``options``, made once per (class, options).
+
+    The compiled function is kept here, not on the module, so that a backbone stays picklable and deep-copyable
+    (mmengine's EMA hooks copy the model); dynamo guards on the module it is called with.
+    """
+    key = (cls, repr(sorted(options.items())))
+    fn = _COMPILED.get(key)
+    if fn is None:
+        fn = _COMPILED[key] = torch.compile(cls._forward, **options)
+    return fn
+
+
 class PyramidBackbone(nn.Module):
     """Base of ``ViTAdapter`` and ``ViTBaseline``: a ``VisionTransformer`` (``self.vit``) read out as a pyramid.
 
@@ -62,7 +103,8 @@ class PyramidBackbone(nn.Module):
             drop_path_rate=cfg['drop_path_rate'] if drop_path_rate is None else drop_path_rate,
             pretrain_size=pretrain_size or cfg['pretrain_size'], **vit_kwargs)
 
-    def _finish(self, pretrained: Optional[str]) -> None:
+    def _finish(self, pretrained: Optional[str], compile=None) -> None:
+        self.compile_options = check_compile(compile)
         if pretrained:
             self.load_pretrained(pretrained)
         if self.freeze_vit:
@@ -100,8 +142,15 @@ class PyramidBackbone(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """x: (B, 3, H, W), H and W multiples of 32 -> 4 maps (B, C, H/s, W/s) for s in (4, 8, 16, 32)."""
-        return tuple(self._forward(x, None))
+        """x: (B, 3, H, W), H and W multiples of 32 -> 4 maps (B, C, H/s, W/s) for s in (4, 8, 16, 32).
+
+        With ``compile`` set at construction, this runs ``torch.compile`` of the forward (compiled at the first
+        call per input size; ``forward_intermediates`` stays eager).
+        """
+        options = getattr(self, 'compile_options', None)  # absent on modules pickled before it existed
+        if options is None or torch.compiler.is_compiling():
+            return tuple(self._forward(x, None))
+        return tuple(_compiled_forward(type(self), options)(self, x, None))
 
     def forward_intermediates(self, x: torch.Tensor) -> Dict[str, object]:
         """Intermediate maps for analysis (no state is changed).

@@ -23,11 +23,10 @@ class DWConv(nn.Module):
     def forward(self, x: torch.Tensor, shapes: Sequence[Tuple[int, int]]) -> torch.Tensor:
         """x: (B, sum(h*w), D) tokens of the maps ``shapes`` concatenated -> same shape."""
         b, _, d = x.shape
-        outs, start = [], 0
-        for h, w in shapes:
-            t = x[:, start:start + h * w].transpose(1, 2).reshape(b, d, h, w)
-            outs.append(self.dwconv(t).flatten(2).transpose(1, 2))
-            start += h * w
+        # split, not slices: the backward of a split is one cat, that of each slice a full-size zero tensor
+        parts = x.split([h * w for h, w in shapes], dim=1)
+        outs = [self.dwconv(t.transpose(1, 2).reshape(b, d, h, w)).flatten(2).transpose(1, 2)
+                for t, (h, w) in zip(parts, shapes)]
         return torch.cat(outs, dim=1)
 
 

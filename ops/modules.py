@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, Sequence, Tuple
+from typing import Callable, Iterator, Sequence, Tuple
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .functions import ms_deform_attn
 from .reference import ms_deform_attn_grid_sample
@@ -77,10 +78,25 @@ class MSDeformAttn(nn.Module):
         nn.init.xavier_uniform_(self.output_proj.weight)
         nn.init.constant_(self.output_proj.bias, 0.0)
 
+    def _query_projections(self, query: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``sampling_offsets(query)``, ``attention_weights(query)`` as one matrix product.
+
+        The two weights are concatenated on each call (the parameters and their state-dict keys stay as in
+        Deformable DETR): one GEMM instead of two, and under autocast one cast of ``query`` instead of two. Per
+        call that is 2 ATen ops fewer forward and about 6 fewer backward (a ViT-Adapter-S forward+backward makes
+        10 calls).
+        """
+        a, b = self.sampling_offsets, self.attention_weights
+        if a.bias is None or b.bias is None:
+            return a(query), b(query)
+        both = F.linear(query, torch.cat([a.weight, b.weight]), torch.cat([a.bias, b.bias]))
+        return both.split([a.out_features, b.out_features], -1)
+
     def forward(self, query: torch.Tensor, reference_points: torch.Tensor, input_flatten: torch.Tensor,
                 input_spatial_shapes: torch.Tensor, input_level_start_index: torch.Tensor,
                 input_padding_mask: torch.Tensor | None = None,
-                level_shapes: Sequence[Tuple[int, int]] | None = None) -> torch.Tensor:
+                level_shapes: Sequence[Tuple[int, int]] | None = None,
+                offset_normalizer: Callable[[torch.dtype], torch.Tensor] | None = None) -> torch.Tensor:
         """
         Args:
             query: (N, Lq, C)
@@ -92,6 +108,9 @@ class MSDeformAttn(nn.Module):
             level_shapes: the (H, W) of ``input_spatial_shapes`` as Python ints. Used only in the grid_sample form
                 (``grid_sample_form()``), where a traced graph must not read the table from a tensor; without it
                 that form reads the table on the host (not possible while tracing).
+            offset_normalizer: ``f(dtype) -> (L, 2)`` tensor of each level's (W, H) in ``dtype``, for a caller that
+                keeps it made (e.g. cached per input size); None: built from ``input_spatial_shapes`` (two small
+                ops per call). Used with 2-d reference points only.
 
         Returns:
             (N, Lq, C)
@@ -110,11 +129,15 @@ class MSDeformAttn(nn.Module):
         if input_padding_mask is not None:
             value = value.masked_fill(input_padding_mask[..., None], 0.0)
         value = value.view(n, s, self.n_heads, -1)
-        offsets = self.sampling_offsets(query).view(n, lq, self.n_heads, self.n_levels, self.n_points, 2)
-        weights = self.attention_weights(query).view(n, lq, self.n_heads, self.n_levels * self.n_points)
+        offsets, weights = self._query_projections(query)
+        offsets = offsets.view(n, lq, self.n_heads, self.n_levels, self.n_points, 2)
+        weights = weights.view(n, lq, self.n_heads, self.n_levels * self.n_points)
         weights = _softmax_last(weights).view(n, lq, self.n_heads, self.n_levels, self.n_points)
         if reference_points.shape[-1] == 2:
-            normalizer = torch.stack([shapes[..., 1], shapes[..., 0]], -1).to(offsets.dtype)
+            if offset_normalizer is not None:
+                normalizer = offset_normalizer(offsets.dtype)
+            else:
+                normalizer = torch.stack([shapes[..., 1], shapes[..., 0]], -1).to(offsets.dtype)
             locations = (reference_points[:, :, None, :, None, :]
                          + offsets / normalizer[None, None, None, :, None, :])
         elif reference_points.shape[-1] == 4:

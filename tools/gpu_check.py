@@ -14,7 +14,11 @@ timed and reported even when an earlier one failed (exit status 1 if any failed)
    shapes at a 1024 input, batch 1 and 2, time relative to the memory floor; saved under ``ops/bench_results/``;
 5. the backbone benchmark (``adapter.bench_device``): plain ViT vs ViT-Adapter T/S/B/L at 1024, batch 2, bf16
    autocast, forward and forward+backward, peak memory, time ratio beside the FLOP ratio; saved under
-   ``adapter/bench_results/``.
+   ``adapter/bench_results/``;
+6. ATen calls per training step under the device's bf16 autocast (``adapter.launches``, ViT vs ViT-Adapter S and
+   L at 256; the host-side cost that makes the adapter launch-bound), saved under ``adapter/bench_results/``;
+7. with ``--compile MODE`` only (minutes of compilation): the backbone benchmark of S again with both models under
+   ``torch.compile(mode=MODE)`` (``reduce-overhead``: CUDA graphs), saved beside the eager one.
 
 A summary (steps, status, seconds, the files written) is printed and saved as
 ``ops/bench_results/<device>_<stamp>_gpucheck_summary.md``.
@@ -163,6 +167,30 @@ def _backbone_bench(device: str, tiny: bool, out_dir: Path) -> tuple[list[str], 
             for r in rows] + [f'table {_rel(md)}'], md
 
 
+def _launches(device: str, tiny: bool, out_dir: Path) -> list[str]:
+    from adapter import launches
+    archs, size = (('tiny',), 64) if tiny else (('S', 'L'), 256)
+    rows = launches.run(archs, size=size, batch=2, device=device, top=12, save=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S')
+    path = out_dir / f'launches_{device}_{stamp}_gpucheck.md'
+    path.write_text('\n'.join([launches.HEAD] + [launches.fmt_row(r) for r in rows]
+                              + ['', launches.fmt_top(rows[-1], 20)]) + '\n')
+    return [f"{r['arch']}: {r['adapter']['compute']} compute calls vs ViT {r['vit']['compute']} "
+            f"({r['compute_ratio']:.2f}x, FLOP ratio {r['flop_ratio']:.2f})" for r in rows] + [f'table {_rel(path)}']
+
+
+def _compiled_bench(device: str, tiny: bool, out_dir: Path, mode: str) -> list[str]:
+    from adapter import bench_device
+    kw = (dict(archs=('tiny',), size=64, batch=1, iters=1, warmup=0) if tiny
+          else dict(archs=('S',), size=1024, batch=2, iters=10, warmup=3))
+    rows, md = bench_device.run(device=device, dtype='bfloat16', tag='_gpucheck_compiled', out_dir=out_dir,
+                                compile={'mode': mode}, **kw)
+    return [f"{r['arch']} compiled ({mode}): fwd+bwd {r['fwdbwd_vit_ms']:.1f} / {r['fwdbwd_adapter_ms']:.1f} ms, "
+            f"time ratio {r['fwdbwd_time_ratio']:.2f} vs FLOP ratio {r['flop_ratio']:.2f}" for r in rows] + [
+        f'table {_rel(md)}']
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--device', choices=['cuda', 'cpu'], default=os.environ.get('DEVICE') or 'cuda')
@@ -172,7 +200,10 @@ def main(argv=None) -> int:
                     help='where the op tables, the pytest log and the summary go')
     ap.add_argument('--adapter-out', type=Path, default=ROOT / 'adapter' / 'bench_results',
                     help='where the backbone tables go')
-    ap.add_argument('--skip', nargs='*', default=[], choices=['build', 'pytest', 'ops', 'backbone'])
+    ap.add_argument('--skip', nargs='*', default=[], choices=['build', 'pytest', 'ops', 'backbone', 'launches'])
+    ap.add_argument('--compile', metavar='MODE', default=None,
+                    choices=['default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'],
+                    help='also time the S backbone under torch.compile(mode=MODE) (minutes of compilation)')
     args = ap.parse_args(argv)
     tiny = args.tiny or args.device == 'cpu'
     sys.path.insert(0, str(ROOT))
@@ -186,7 +217,11 @@ def main(argv=None) -> int:
     steps = [('environment', lambda: _environment(args.device)), ('build', lambda: _build(args.device)),
              ('pytest', lambda: _pytest(args.device, out_dir, stamp)),
              ('ops', lambda: _op_bench(args.device, tiny, out_dir)[0]),
-             ('backbone', lambda: _backbone_bench(args.device, tiny, args.adapter_out.resolve())[0])]
+             ('backbone', lambda: _backbone_bench(args.device, tiny, args.adapter_out.resolve())[0]),
+             ('launches', lambda: _launches(args.device, tiny, args.adapter_out.resolve()))]
+    if args.compile:
+        steps.append(('compiled', lambda: _compiled_bench(args.device, tiny, args.adapter_out.resolve(),
+                                                          args.compile)))
     results, t_all = [], time.perf_counter()
     for name, fn in steps:
         if name in args.skip:

@@ -44,7 +44,7 @@ def test_tiny_cpu_run_writes_every_table_and_imports_no_mm(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     summary = next(ops_out.glob('cpu_*_gpucheck_summary.md')).read_text()
-    for step in ('environment', 'build', 'pytest', 'ops', 'backbone'):
+    for step in ('environment', 'build', 'pytest', 'ops', 'backbone', 'launches'):
         assert f'| {step} | ok |' in summary, summary
     assert 'skipped' in summary  # the cuda tests were collected (and skip without a GPU)
     assert 'imported on the gpu-check path' not in proc.stdout + proc.stderr
@@ -65,3 +65,5 @@ def test_tiny_cpu_run_writes_every_table_and_imports_no_mm(tmp_path):
     assert bb[0]['flop_ratio'] > 1
     bb_md = next(ad_out.glob('cpu_*_gpucheck.md')).read_text()
     assert 'time ratio / FLOP ratio' in bb_md and bb_md.count('\n| T |') == 1
+    launches = next(ad_out.glob('launches_cpu_*_gpucheck.md')).read_text()
+    assert launches.count('\n| tiny |') == 1 and '| _to_copy |' in launches
