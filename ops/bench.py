@@ -9,11 +9,11 @@ Sampling locations are realistic: each query's reference point (its pixel centre
 of a few pixels on each level; attention weights are a softmax over (levels, points).
 
 For every backend available on the device (CPU: reference, cpu; GPU: reference, cuda, triton; the Triton
-kernels are not timed on a CPU, where they would run in Triton's interpreter): median forward time (no autograd) and median forward+backward
-time (value, locations and weights need gradients), the backends timed in alternating rounds so that a
-noisy spell on a shared machine slows the reference and the kernel alike, the speed-up over the reference, and the achieved
-bandwidth against the memory floor. The floor assumes every tensor crosses DRAM exactly once per pass:
-forward reads value, locations, weights and writes the output; backward reads grad_output, value,
+kernels are not timed on a CPU, where they would run in Triton's interpreter): median forward time (no autograd)
+and median forward+backward time (value, locations and weights need gradients), the backends timed in alternating
+rounds so that a noisy spell on a shared machine slows the reference and the kernel alike, the speed-up over the
+reference, and the achieved bandwidth against the memory floor. The floor assumes every tensor crosses DRAM
+exactly once per pass: forward reads value, locations, weights and writes the output; backward reads grad_output, value,
 locations, weights and writes their three gradients. The machine's copy bandwidth is measured in the same
 run (a 256 MiB tensor copy, read + write counted), so ``x floor`` = measured time / (floor bytes / copy BW).
 

@@ -114,7 +114,7 @@ def check_forward(device, dtype, **case):
     torch.testing.assert_close(out.cpu().double(), _ref64(inputs), **FWD_TOL[dtype])
 
 
-def _grads(fn, inputs, grad, softmax=False):
+def _grads(fn, inputs, grad):
     leaves = [inputs[i].detach().clone().requires_grad_() for i in (0, 3, 4)]
     out = fn(leaves[0], inputs[1], inputs[2], leaves[1], leaves[2])
     return (out,) + torch.autograd.grad(out, leaves, grad.to(out))
@@ -362,7 +362,6 @@ def test_triton_is_installed_as_locked():
         assert pins == [version], f'requirements.lock pins triton {pins}, installed {version}: run `make install`'
 
 
-
 def test_cpu_without_the_interpreter_raises_naming_the_fix(fresh_backends, monkeypatch):
     monkeypatch.setattr(triton_msda, 'INTERPRET', False)
     with pytest.raises(ValueError, match='TRITON_INTERPRET=1'):
@@ -390,6 +389,7 @@ def test_auto_never_picks_triton(fresh_backends, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------- GPU (compiled)
+
 
 @pytest.mark.cuda
 @CUDA
