@@ -71,7 +71,7 @@ def _resolve(device_type: str, dtype_name: str, requested: str) -> str:
                                f'unavailable: {exc}. Use backend="reference" (or {ENV_VAR}=reference).') from exc
         chosen = requested
     elif requested == 'triton':
-        from . import triton_msda  # imports triton (not at `import ops`)
+        from . import triton_msda  # the kernels, imported when first asked for
         ok, why = triton_msda.available()
         if not ok:
             raise RuntimeError(f"ms_deform_attn: backend 'triton' was requested but triton does not import ({why}); "
