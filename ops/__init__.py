@@ -1,7 +1,8 @@
 """Multi-scale deformable attention (MSDeformAttn): reference, compiled CPU/CUDA kernels, module.
 
 ``ms_deform_attn`` picks a backend by device and dtype ('cpu' / 'cuda' compiled kernels, built lazily on
-first use; 'reference' pure PyTorch); override with ``backend=`` or ``VIT_ADAPTER_MSDA_BACKEND``.
+first use; 'reference' pure PyTorch); override with ``backend=`` or ``VIT_ADAPTER_MSDA_BACKEND`` (also 'triton':
+Triton kernels, ops/triton_msda.py, only when asked for).
 See ops/README.md.
 """
 from .functions import BACKENDS, ENV_VAR, current_backend, ms_deform_attn

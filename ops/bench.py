@@ -8,11 +8,12 @@ Shapes (ViT-Adapter-S: embed 384, 6 heads x 64 channels, 4 points):
 Sampling locations are realistic: each query's reference point (its pixel centre, normalised) plus offsets
 of a few pixels on each level; attention weights are a softmax over (levels, points).
 
-For every backend available on the device: median forward time (no autograd) and median forward+backward
-time (value, locations and weights need gradients), the backends timed in alternating rounds so that a
-noisy spell on a shared machine slows the reference and the kernel alike, the speed-up over the reference, and the achieved
-bandwidth against the memory floor. The floor assumes every tensor crosses DRAM exactly once per pass:
-forward reads value, locations, weights and writes the output; backward reads grad_output, value,
+For every backend available on the device (CPU: reference, cpu; GPU: reference, cuda, triton; the Triton
+kernels are not timed on a CPU, where they would run in Triton's interpreter): median forward time (no autograd)
+and median forward+backward time (value, locations and weights need gradients), the backends timed in alternating
+rounds so that a noisy spell on a shared machine slows the reference and the kernel alike, the speed-up over the
+reference, and the achieved bandwidth against the memory floor. The floor assumes every tensor crosses DRAM
+exactly once per pass: forward reads value, locations, weights and writes the output; backward reads grad_output, value,
 locations, weights and writes their three gradients. The machine's copy bandwidth is measured in the same
 run (a 256 MiB tensor copy, read + write counted), so ``x floor`` = measured time / (floor bytes / copy BW).
 
@@ -22,7 +23,7 @@ overwritten).
 Usage::
 
     python -m ops.bench                       # CPU, 2 threads, 512 and 1024 inputs, batch 1 and 2
-    python -m ops.bench --device cuda         # every backend available on the GPU
+    python -m ops.bench --device cuda         # every backend available on the GPU (reference, cuda, triton)
     python -m ops.bench --device cuda --archs S B L --dtypes float32 bfloat16 --sizes 1024
     python -m ops.bench --sizes 512 --batches 1 --repeats 3
     python -m ops.bench --readme              # also refresh the table in ops/README.md
@@ -189,6 +190,8 @@ def bench_shape(inputs, backends: list[str], device: str, rounds: int,
 
 
 def available_backends(device: str) -> list[str]:
+    """The backends timed on ``device``: the reference, the compiled kernel of the device and, on a GPU, the Triton
+    kernels (not on the CPU, where they would run in Triton's interpreter)."""
     names = ['reference']
     kernel = 'cuda' if device.startswith('cuda') else 'cpu'
     try:
@@ -196,6 +199,12 @@ def available_backends(device: str) -> list[str]:
         names.append(kernel)
     except RuntimeError as exc:
         print(f'# {kernel} backend unavailable: {exc}')
+    if device.startswith('cuda'):
+        try:
+            functions.current_backend(device, torch.float32, 'triton')
+            names.append('triton')
+        except (RuntimeError, ValueError) as exc:
+            print(f'# triton backend unavailable: {exc}')
     return names
 
 

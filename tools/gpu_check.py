@@ -8,10 +8,12 @@ timed and reported even when an earlier one failed (exit status 1 if any failed)
 1. environment: python, torch, CUDA, GPU, nvcc, ``TORCH_CUDA_ARCH_LIST``;
 2. build the op: ``ops._build.load_extension('cuda')`` for sm_90 plus whatever ``TORCH_CUDA_ARCH_LIST`` says
    (``--device cpu``: the CPU kernel);
-3. ``pytest -m cuda tests/ops`` (the CUDA kernels against the reference, fp64/fp32/fp16/bf16, gradients, no host
-   sync, CUDA-graph capture, torch.compile reduce-overhead; on a CPU machine they all skip);
-4. the op benchmark (``ops.bench``): every backend of the device, fp32 and bf16 values, the ViT-Adapter S, B and L
-   shapes at a 1024 input, batch 1 and 2, time relative to the memory floor; saved under ``ops/bench_results/``;
+3. ``pytest -m cuda tests/ops`` (the CUDA and the Triton kernels against the reference, fp64/fp32/fp16/bf16,
+   gradients, the Triton backend's deterministic backward, no host sync, CUDA-graph capture, torch.compile; on a
+   CPU machine they all skip);
+4. the op benchmark (``ops.bench``): every backend of the device (reference, cuda, triton on a GPU), fp32 and bf16
+   values, the ViT-Adapter S, B and L shapes at a 1024 input, batch 1 and 2, time relative to the memory floor, and
+   the Triton/CUDA time ratio per row; saved under ``ops/bench_results/``;
 5. the backbone benchmark (``adapter.bench_device``): plain ViT vs ViT-Adapter T/S/B/L at 1024, batch 2, bf16
    autocast, forward and forward+backward, peak memory, time ratio beside the FLOP ratio; saved under
    ``adapter/bench_results/``;
@@ -45,7 +47,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = ('mmcv', 'mmdet', 'mmseg', 'mmengine')
-PYTEST_TIMEOUT_S = 360
+PYTEST_TIMEOUT_S = 600  # the Triton tests compile a few dozen kernel variants on first use
 
 
 class _Forbid(importlib.abc.MetaPathFinder):
@@ -94,6 +96,9 @@ def _environment(device: str) -> list[str]:
         else:
             lines.append('nvcc: not found (the build will fail; put it on PATH or set CUDA_HOME)')
         lines.append(f'TORCH_CUDA_ARCH_LIST={os.environ.get("TORCH_CUDA_ARCH_LIST")}')
+        from ops import triton_msda
+        ok, version = triton_msda.available()
+        lines.append(f'triton {version}' + ('' if ok else ' (the triton backend and its tests will fail)'))
     else:
         lines.append(f'CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
                      f'torch threads {torch.get_num_threads()}')
@@ -140,13 +145,27 @@ def _op_bench(device: str, tiny: bool, out_dir: Path) -> tuple[list[str], Path]:
     rows = bench.run(device, calls=('injector', 'extractor'), threads=os.cpu_count() if device == 'cuda' else 2,
                      out_dir=out_dir, dtypes=('float32', 'bfloat16'), tag='_gpucheck', **kw)
     md = sorted(out_dir.glob(f'{device}_*_gpucheck.md'))[-1]
-    kernel = [r for r in rows if r['backend'] != 'reference']
-    lines = [f'{len(rows)} rows ({sorted({r["backend"] for r in rows})}), table {_rel(md)}']
-    if kernel:
-        lines.append('compiled kernel fwd+bwd x memory floor: ' + ', '.join(
-            f"{r['arch']}/{SHORT[r['dtype']]}/{r['call'][:3]}/b{r['batch']} {r['fwd_bwd_x_floor']:.0f}x"
-            for r in kernel))
-    return lines, md
+    return [f'{len(rows)} rows ({sorted({r["backend"] for r in rows})}), table {_rel(md)}'] + kernel_lines(rows), md
+
+
+def _label(r: dict) -> str:
+    return f"{r['arch']}/{SHORT.get(r['dtype'], r['dtype'])}/{r['call'][:3]}/b{r['batch']}"
+
+
+def kernel_lines(rows: list[dict]) -> list[str]:
+    """Summary lines of the op table: each kernel's fwd+bwd time over the memory floor and, where the Triton and the
+    CUDA kernel were both timed, Triton's time over CUDA's (fwd / fwd+bwd; below 1: Triton is faster)."""
+    lines = []
+    for backend in sorted({r['backend'] for r in rows} - {'reference'}):
+        lines.append(f'{backend} fwd+bwd x memory floor: ' + ', '.join(
+            f"{_label(r)} {r['fwd_bwd_x_floor']:.0f}x" for r in rows if r['backend'] == backend))
+    cuda = {_label(r): r for r in rows if r['backend'] == 'cuda'}
+    pairs = [(r, cuda[_label(r)]) for r in rows if r['backend'] == 'triton' and _label(r) in cuda]
+    if pairs:
+        lines.append('triton / cuda time, fwd and fwd+bwd: ' + ', '.join(
+            f"{_label(t)} {t['fwd_ms'] / c['fwd_ms']:.2f} / {t['fwd_bwd_ms'] / c['fwd_bwd_ms']:.2f}"
+            for t, c in pairs))
+    return lines
 
 
 def _rel(p: Path) -> str:

@@ -55,3 +55,25 @@ def test_run_takes_archs_and_dtypes(tmp_path):
         ('B', 'float32', 'reference'), ('B', 'float32', 'cpu'), ('B', 'bfloat16', 'reference'), ('B', 'bfloat16', 'cpu')]
     text = next(tmp_path.glob('cpu_*_t.md')).read_text()
     assert '| injector | 32 | 1 | cpu | B | bfloat16 |' in text
+
+
+def test_triton_is_timed_on_the_gpu_only(monkeypatch):
+    """The Triton kernels join the GPU table; on the CPU (where they could only run in Triton's interpreter) the
+    benchmark times the reference and the C++ kernel as before."""
+    from ops import _build, functions, triton_msda
+
+    def no_cuda_build(kind, verbose=False):
+        if kind == 'cuda':
+            raise _build.ExtensionBuildError('no nvcc (simulated)')
+        return real(kind, verbose)
+
+    real = _build.load_extension
+    monkeypatch.setattr(_build, 'load_extension', no_cuda_build)
+    monkeypatch.setattr(triton_msda, 'INTERPRET', True)  # even where the interpreter could run them
+    monkeypatch.delenv(functions.ENV_VAR, raising=False)
+    functions.reset_backend_cache()
+    try:
+        assert bench.available_backends('cpu') == ['reference', 'cpu']
+        assert bench.available_backends('cuda') == ['reference', 'triton']  # the cuda kernel did not build
+    finally:
+        functions.reset_backend_cache()

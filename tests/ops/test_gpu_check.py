@@ -67,3 +67,19 @@ def test_tiny_cpu_run_writes_every_table_and_imports_no_mm(tmp_path):
     assert 'time ratio / FLOP ratio' in bb_md and bb_md.count('\n| T |') == 1
     launches = next(ad_out.glob('launches_cpu_*_gpucheck.md')).read_text()
     assert launches.count('\n| tiny |') == 1 and '| _to_copy |' in launches
+
+
+def test_op_summary_times_triton_beside_cuda():
+    """On the GPU the op table has reference, cuda and triton rows; the summary gives each kernel's distance to the
+    memory floor and Triton's time over CUDA's for every (arch, dtype, call, batch)."""
+    gc = _load()
+    rows = []
+    for dtype in ('float32', 'bfloat16'):
+        for backend, fwd, fwd_bwd in (('reference', 2.0, 8.0), ('cuda', 0.2, 0.8), ('triton', 0.1, 0.6)):
+            rows.append(dict(arch='S', dtype=dtype, call='injector', batch=1, backend=backend, fwd_ms=fwd,
+                             fwd_bwd_ms=fwd_bwd, fwd_bwd_x_floor=fwd_bwd / 0.05))
+    lines = gc.kernel_lines(rows)
+    assert lines[0] == 'cuda fwd+bwd x memory floor: S/fp32/inj/b1 16x, S/bf16/inj/b1 16x'
+    assert lines[1] == 'triton fwd+bwd x memory floor: S/fp32/inj/b1 12x, S/bf16/inj/b1 12x'
+    assert lines[2] == 'triton / cuda time, fwd and fwd+bwd: S/fp32/inj/b1 0.50 / 0.75, S/bf16/inj/b1 0.50 / 0.75'
+    assert gc.kernel_lines([r for r in rows if r['backend'] != 'triton']) == lines[:1]

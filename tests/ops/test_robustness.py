@@ -207,8 +207,11 @@ def test_module_reads_no_device_level_table(monkeypatch):
     from ops import modules
 
     seen = []
-    monkeypatch.setattr(modules, 'ms_deform_attn', lambda value, shapes, starts, loc, attn, backend=None: (
-        seen.append(shapes.device.type), value.new_empty(loc.shape[0], loc.shape[1], value.shape[2] * value.shape[3]))[1])
+    def op(value, shapes, starts, loc, attn, backend=None, softmax=False):
+        seen.append(shapes.device.type)
+        return value.new_empty(loc.shape[0], loc.shape[1], value.shape[2] * value.shape[3])
+
+    monkeypatch.setattr(modules, 'ms_deform_attn', op)
     m = ops.MSDeformAttn(32, 2, 2, 2).to('meta')
     spatial, starts = (t.to('meta') for t in make_inputs(shapes=((4, 4), (2, 2)))[1:3])
     query, ref, x = torch.randn(2, 5, 32), torch.rand(2, 5, 2, 2), torch.randn(2, 20, 32)
