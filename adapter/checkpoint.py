@@ -642,6 +642,14 @@ def _check_fit(sd: StateDict, vit: nn.Module) -> None:
         names = {'swiglu_ln': 'mlp.w12 / mlp.norm / mlp.w3', 'swiglu': 'mlp.w12 / mlp.w3', 'mlp': 'mlp.fc1 / mlp.fc2'}
         raise ValueError(f"checkpoint FFN is {ckpt_ffn!r} ({names[ckpt_ffn]}) but the model's is {model_ffn!r}: build the "
                          f"ViT with ffn={ckpt_ffn!r}")
+    w_out = sd.get('blocks.0.mlp.w3.weight', sd.get('blocks.0.mlp.fc2.weight'))
+    own_out = getattr(getattr(vit.blocks[0].mlp, 'w3', None), 'weight', None)
+    own_out = own_out if own_out is not None else getattr(getattr(vit.blocks[0].mlp, 'fc2', None), 'weight', None)
+    if ckpt_ffn in ('mlp', 'swiglu_ln') and w_out is not None and own_out is not None and \
+            w_out.shape[1] != own_out.shape[1]:
+        hint = ' (EVA-02: 4 * 2 / 3)' if w_out.shape[1] == int(vit.embed_dim * 4 * 2 / 3) else ''
+        raise ValueError(f'checkpoint FFN hidden width {w_out.shape[1]} != model {own_out.shape[1]}: build the ViT with '
+                         f'mlp_ratio={w_out.shape[1] / vit.embed_dim:.6g}{hint}')
     depth = {int(m.group(1)) for k in sd for m in [re.match(r'blocks\.(\d+)\.', k)] if m}
     if depth and max(depth) + 1 != vit.depth:
         raise ValueError(f'checkpoint depth {max(depth) + 1} != model depth {vit.depth}: pick the matching arch '
