@@ -115,12 +115,15 @@ def rope_angles(hw: HW, head_dim: int, ref_grid: HW, theta: float = 10000.0, dty
 def _rope_cos_sin(hw: HW, head_dim: int, ref_grid: HW, theta: float, dtype, device) -> Tuple[torch.Tensor, ...]:
     """cos and sin of ``rope_angles`` in ``dtype`` (computed in float64), made once per grid and device."""
     key = (tuple(hw), head_dim, tuple(ref_grid), float(theta), dtype, str(device))
-    hit = None if torch.compiler.is_compiling() else _ROPE_CACHE.get(key)
+    # not cached while tracing (the graph holds them as constants) nor under inference_mode (inference tensors
+    # cannot be saved for a later backward)
+    cache = not (torch.compiler.is_compiling() or torch.is_inference_mode_enabled())
+    hit = _ROPE_CACHE.get(key) if cache else None
     if hit is not None:
         return hit
     ang = rope_angles(hw, head_dim, ref_grid, theta, torch.float64, device)
     out = (ang.cos().to(dtype), ang.sin().to(dtype))
-    if not torch.compiler.is_compiling():
+    if cache:
         if len(_ROPE_CACHE) > 64:  # a few grids per process (windows, input sizes); bound it anyway
             _ROPE_CACHE.clear()
         _ROPE_CACHE[key] = out
