@@ -642,6 +642,9 @@ def _check_fit(sd: StateDict, vit: nn.Module) -> None:
         names = {'swiglu_ln': 'mlp.w12 / mlp.norm / mlp.w3', 'swiglu': 'mlp.w12 / mlp.w3', 'mlp': 'mlp.fc1 / mlp.fc2'}
         raise ValueError(f"checkpoint FFN is {ckpt_ffn!r} ({names[ckpt_ffn]}) but the model's is {model_ffn!r}: build the "
                          f"ViT with ffn={ckpt_ffn!r}")
+    if 'blocks.0.attn.norm.weight' in sd and vit.blocks[0].attn.norm is None:
+        raise ValueError('the checkpoint has a LayerNorm on each attention output (attn.norm, EVA-02-CLIP\'s '
+                         'inner_attn_ln): build the ViT with attn_norm=True')
     w_out = sd.get('blocks.0.mlp.w3.weight', sd.get('blocks.0.mlp.fc2.weight'))
     own_out = getattr(getattr(vit.blocks[0].mlp, 'w3', None), 'weight', None)
     own_out = own_out if own_out is not None else getattr(getattr(vit.blocks[0].mlp, 'fc2', None), 'weight', None)

@@ -325,7 +325,10 @@ def _eva_attend(h, sd, b, heads, rope, n_prefix):
     q = torch.cat([q[:, :, :n_prefix], _eva_rotate(q[:, :, n_prefix:], cos, sin)], 2)
     k = torch.cat([k[:, :, :n_prefix], _eva_rotate(k[:, :, n_prefix:], cos, sin)], 2)
     a = torch.softmax(q @ k.transpose(-2, -1) * (c // heads) ** -0.5, -1) @ v
-    return F.linear(a.transpose(1, 2).reshape(h.shape), sd[b + 'attn.proj.weight'], sd[b + 'attn.proj.bias'])
+    a = a.transpose(1, 2).reshape(h.shape)
+    if b + 'attn.inner_attn_ln.weight' in sd:   # EVA-02-CLIP's sub-LN before the projection
+        a = F.layer_norm(a, (c,), sd[b + 'attn.inner_attn_ln.weight'], sd[b + 'attn.inner_attn_ln.bias'], eps=1e-6)
+    return F.linear(a, sd[b + 'attn.proj.weight'], sd[b + 'attn.proj.bias'])
 
 
 def _eva_ffn(h, sd, b):
@@ -518,3 +521,21 @@ def test_qv_bias_and_full_bias_load_the_same_model():
     deit['vit.blocks.0.attn.qkv.bias'] = torch.ones(3 * C, dtype=torch.float64)
     with pytest.raises(ValueError, match='qkv_bias=True'):
         load_pretrained(_eva_vit(), deit)
+
+
+def test_attention_sub_ln_is_an_option_and_refused_when_missing():
+    """``attn.inner_attn_ln`` (EVA-02-CLIP's LayerNorm of the attention output; not in the MIM / ImageNet releases)
+    loads into ``attn_norm=True`` and computes the reference; a ViT without it is refused, saying what to build."""
+    ckpt = _eva_checkpoint('B', seed=15)
+    for i in range(DEPTH):
+        ckpt[f'blocks.{i}.attn.inner_attn_ln.weight'] = 1 + 0.1 * torch.randn(C, dtype=torch.float64)
+        ckpt[f'blocks.{i}.attn.inner_attn_ln.bias'] = 0.1 * torch.randn(C, dtype=torch.float64)
+    model = _eva_vit(attn_norm=True)
+    rep = load_pretrained(model, ckpt)
+    assert rep.missing == [] and rep.unexpected == []
+    x = torch.randn(1, 3, 112, 112, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(upsample_patches(x, 14, 16)), eva02_reference(ckpt, x, HEADS),
+                                   rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match='attn_norm=True'):
+        load_pretrained(_eva_vit(), ckpt)
