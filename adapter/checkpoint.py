@@ -480,7 +480,7 @@ def load_pretrained(vit: nn.Module, src, strict_shapes: bool = True, trust: bool
                          'backbone with post_norm=True, embed_norm=True to load them')
     _check_fit(sd, vit)
     rope_tables = {k[len(ROPE_CHECK):]: sd.pop(k) for k in list(sd) if k.startswith(ROPE_CHECK)}
-    if rope_tables:
+    if rope_tables or fmt == 'eva02':   # every EVA-02 release has RoPE, with or without its tables in the file
         _check_rope(rope_tables, vit, notes)
     _split_qv_bias(sd, own, notes)
     for k, option in (('cls_token', 'class_token=True'), ('register_tokens', 'num_register_tokens')):
@@ -559,14 +559,18 @@ def _check_rope(tables: Dict[str, torch.Tensor], vit: nn.Module, notes: List[str
     """The checkpoint's RoPE tables (rope.freqs_cos / rope.freqs_sin, (n, n, head width) or (n*n, head width)) must
     be what the model's RoPE computes on an n x n grid: this checks the model has RoPE, its head width (so its head
     count, which the weights do not show), reference grid and frequency base. Raises saying what to build."""
-    ref = next(iter(tables.values()))
-    width = ref.shape[-1]
-    n = math.prod(ref.shape[:-1])
-    side = math.isqrt(n)
     if not getattr(vit, 'rope', False):
         raise ValueError('the checkpoint was trained with a 2D rotary position embedding (rope.freqs_cos / '
                          'rope.freqs_sin, EVA-02): build the ViT with rope=True, rope_ref_grid=16 (EVA-02\'s 224 / 14), '
                          'else the loaded model computes something else')
+    if not tables:
+        notes.append('no RoPE tables in the checkpoint: the model\'s reference grid '
+                     f'{vit.rope_ref_grid[0]}x{vit.rope_ref_grid[1]} and head count are not checked')
+        return
+    ref = next(iter(tables.values()))
+    width = ref.shape[-1]
+    n = math.prod(ref.shape[:-1])
+    side = math.isqrt(n)
     heads = vit.blocks[0].attn.num_heads
     if width * heads != vit.embed_dim:
         raise ValueError(f'the RoPE tables are for heads of width {width} ({vit.embed_dim // width} heads at width '

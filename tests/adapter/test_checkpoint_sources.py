@@ -496,6 +496,10 @@ def test_eva02_in21k_finetuned_release_and_the_loaders_refusals():
                                    rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match='rope=True, rope_ref_grid=16'):
         load_pretrained(_eva_vit(rope=False), ckpt)
+    no_tables = {k: v for k, v in ckpt.items() if 'rope.' not in k}   # EVA-02 all the same: RoPE required
+    with pytest.raises(ValueError, match='rope=True, rope_ref_grid=16'):
+        load_pretrained(_eva_vit(rope=False), no_tables)
+    assert any('not checked' in n for n in load_pretrained(_eva_vit(pretrain_size=6 * 16), no_tables).notes)
     with pytest.raises(ValueError, match='reference grid 16 for a 32-wide grid'):
         load_pretrained(_eva_vit(rope_ref_grid=14), ckpt)
     with pytest.raises(ValueError, match="ffn='swiglu_ln'"):
