@@ -418,8 +418,8 @@ def convert_eva02(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
 
 
 _CONVERTERS = {'timm': convert_timm, 'augreg_npz': convert_augreg_npz, 'beit': convert_beit,
-               'uniperceiver': convert_uniperceiver, 'dinov2': convert_dinov2, 'mae': convert_mae, 'eva02': convert_eva02,
-               'suite': lambda sd: convert_suite(sd)}
+               'uniperceiver': convert_uniperceiver, 'dinov2': convert_dinov2, 'mae': convert_mae,
+               'eva02': convert_eva02, 'suite': lambda sd: convert_suite(sd)}
 
 
 def convert_suite(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
@@ -561,8 +561,8 @@ def _check_rope(tables: Dict[str, torch.Tensor], vit: nn.Module, notes: List[str
     count, which the weights do not show), reference grid and frequency base. Raises saying what to build."""
     if not getattr(vit, 'rope', False):
         raise ValueError('the checkpoint was trained with a 2D rotary position embedding (rope.freqs_cos / '
-                         'rope.freqs_sin, EVA-02): build the ViT with rope=True, rope_ref_grid=16 (EVA-02\'s 224 / 14), '
-                         'else the loaded model computes something else')
+                         'rope.freqs_sin, EVA-02): build the ViT with rope=True, rope_ref_grid=16 (EVA-02\'s '
+                         '224 / 14), else the loaded model computes something else')
     if not tables:
         notes.append('no RoPE tables in the checkpoint: the model\'s reference grid '
                      f'{vit.rope_ref_grid[0]}x{vit.rope_ref_grid[1]} and head count are not checked')
@@ -586,7 +586,8 @@ def _check_rope(tables: Dict[str, torch.Tensor], vit: nn.Module, notes: List[str
                 if {'rope.freqs_cos', 'rope.freqs_sin'} <= set(tables):   # angle of token (0, 1) at frequency 1
                     a = math.atan2(float(tables['rope.freqs_sin'].reshape(n, width)[1, width // 2]),
                                    float(tables['rope.freqs_cos'].reshape(n, width)[1, width // 2]))
-                    fit = f' (its column positions step by {a:.4g}: reference grid {a * side:.4g} for a {side}-wide grid)'
+                    fit = (f' (its column positions step by {a:.4g}: reference grid {a * side:.4g} for a '
+                           f'{side}-wide grid)')
                 raise ValueError(f'{name} of the checkpoint ({side}x{side} grid) is not the model\'s RoPE on that grid '
                                  f'(reference grid {grid}, theta {vit.rope_theta:g}){fit}; build the ViT with the '
                                  f'rope_ref_grid / rope_theta the checkpoint was trained with (EVA-02: 16, 10000)')
@@ -644,8 +645,8 @@ def _check_fit(sd: StateDict, vit: nn.Module) -> None:
     model_ffn = getattr(vit, 'ffn', 'mlp')
     if ckpt_ffn is not None and ckpt_ffn != model_ffn:
         names = {'swiglu_ln': 'mlp.w12 / mlp.norm / mlp.w3', 'swiglu': 'mlp.w12 / mlp.w3', 'mlp': 'mlp.fc1 / mlp.fc2'}
-        raise ValueError(f"checkpoint FFN is {ckpt_ffn!r} ({names[ckpt_ffn]}) but the model's is {model_ffn!r}: build the "
-                         f"ViT with ffn={ckpt_ffn!r}")
+        raise ValueError(f"checkpoint FFN is {ckpt_ffn!r} ({names[ckpt_ffn]}) but the model's is {model_ffn!r}: "
+                         f"build the ViT with ffn={ckpt_ffn!r}")
     if 'blocks.0.attn.norm.weight' in sd and vit.blocks[0].attn.norm is None:
         raise ValueError('the checkpoint has a LayerNorm on each attention output (attn.norm, EVA-02-CLIP\'s '
                          'inner_attn_ln): build the ViT with attn_norm=True')
@@ -655,8 +656,8 @@ def _check_fit(sd: StateDict, vit: nn.Module) -> None:
     if ckpt_ffn in ('mlp', 'swiglu_ln') and w_out is not None and own_out is not None and \
             w_out.shape[1] != own_out.shape[1]:
         hint = ' (EVA-02: 4 * 2 / 3)' if w_out.shape[1] == int(vit.embed_dim * 4 * 2 / 3) else ''
-        raise ValueError(f'checkpoint FFN hidden width {w_out.shape[1]} != model {own_out.shape[1]}: build the ViT with '
-                         f'mlp_ratio={w_out.shape[1] / vit.embed_dim:.6g}{hint}')
+        raise ValueError(f'checkpoint FFN hidden width {w_out.shape[1]} != model {own_out.shape[1]}: build the ViT '
+                         f'with mlp_ratio={w_out.shape[1] / vit.embed_dim:.6g}{hint}')
     depth = {int(m.group(1)) for k in sd for m in [re.match(r'blocks\.(\d+)\.', k)] if m}
     if depth and max(depth) + 1 != vit.depth:
         raise ValueError(f'checkpoint depth {max(depth) + 1} != model depth {vit.depth}: pick the matching arch '

@@ -68,7 +68,8 @@ PRETRAIN_SOURCES = {
     # Input normalisation: ImageNet's, as EVA-02's own ViTDet detection configs.
     'eva02_in21k': dict(file='pretrained/eva02_B_pt_in21k_p14.pt', format='eva02', size=256,
                         label='ImageNet-21K, MIM (EVA-02-B/14)', beyond_paper=True,
-                        backbone=dict(ffn='swiglu_ln', mlp_ratio=4 * 2 / 3, qkv_bias='qv', rope=True, rope_ref_grid=16)),
+                        backbone=dict(ffn='swiglu_ln', mlp_ratio=4 * 2 / 3, qkv_bias='qv', rope=True,
+                                      rope_ref_grid=16)),
 }
 
 

@@ -83,7 +83,7 @@ EXPECTED_ROWS = {
     'A2': ['0', '1', '2', '4', '6'],
     'A3': ['Global (Vaswani 2017)', 'CSwin (Dong 2021)', 'Pale (Wu 2022)', 'Deformable (Zhu 2020)'],
     'T3': [('ViT-Adapter-B', 'ImageNet-1K (DeiT-B)'), ('ViT-Adapter-B', 'ImageNet-22K (AugReg-B)'),
-           ('ViT-Adapter-B', 'Multi-modal (Uni-Perceiver-B)'), None, None],  # DINOv2-B, MAE-B: beyond the paper
+           ('ViT-Adapter-B', 'Multi-modal (Uni-Perceiver-B)'), None, None, None],  # DINOv2-B, MAE-B, EVA-02-B: beyond
     'T1': ['ViT-T', 'ViT-Adapter-T', 'ViT-S', 'ViT-Adapter-S', 'ViT-B', 'ViT-Adapter-B', 'ViT-L (IN-22K)',
            'ViT-Adapter-L (IN-22K)'],
     'T4': [('ViT-T', 'IN-1K'), ('ViT-Adapter-T', 'IN-1K'), ('ViT-S', 'IN-1K'), ('ViT-Adapter-S', 'IN-1K'),

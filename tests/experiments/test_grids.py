@@ -68,7 +68,8 @@ def test_ablation_overrides():
     for profile in ('paper', 'tiny'):   # EVA-02's blocks in both profiles, its 16x16 grid kept at patch 16
         o = eva.resolved_overrides(profile)
         assert o['model.backbone.pretrain_size'] == 256 == 16 * 16 and o['model.backbone.rope_ref_grid'] == 16
-        assert (o['model.backbone.ffn'], o['model.backbone.qkv_bias'], o['model.backbone.rope']) == ('swiglu_ln', 'qv', True)
+        assert (o['model.backbone.ffn'], o['model.backbone.qkv_bias'], o['model.backbone.rope']) == (
+            'swiglu_ln', 'qv', True)
     assert eva.resolved_overrides('tiny')['model.backbone.pretrained'] == '@synthetic:eva02'
     for name in ('dinov2_lvd142m', 'mae_in1k', 'eva02_in21k'):
         assert all('beyond the paper' in n for n in pre[name].notes.values())
