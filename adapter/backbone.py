@@ -83,6 +83,8 @@ class ViTAdapter(PyramidBackbone):
         init_gamma: initial injector gamma (0 keeps the pre-trained ViT untouched at start).
         freeze_vit: freeze the ViT parameters (and keep it in eval mode).
         post_norm, embed_norm: Uni-Perceiver's BERT layout of the ViT (post-norm blocks, normed embeddings).
+        ffn, mlp_ratio, qkv_bias, rope, rope_ref_grid, attn_norm: the ViT's block layout (``VisionTransformer``);
+            EVA-02-B/L: ``ffn='swiglu_ln', mlp_ratio=4 * 2 / 3, qkv_bias='qv', rope=True, rope_ref_grid=16``.
         compile: ``torch.compile`` the forward: None/False (eager, default), True (torch.compile's defaults) or a
             dict of its arguments (mode, backend, fullgraph, dynamic, options), e.g.
             ``dict(mode='reduce-overhead')`` for CUDA graphs on a GPU. ``forward_intermediates`` stays eager.
@@ -99,7 +101,9 @@ class ViTAdapter(PyramidBackbone):
                  vit_feature_source: str = 'final',
                  interaction_indexes: Optional[List[List[int]]] = None, stripe_width: int = 2,
                  init_gamma: float = 0.0, freeze_vit: bool = False,
-                 post_norm: bool = False, embed_norm: bool = False, compile=None,
+                 post_norm: bool = False, embed_norm: bool = False, ffn: str = 'mlp', mlp_ratio: float = 4.0,
+                 qkv_bias: Union[bool, str] = True, rope: bool = False, rope_ref_grid: Optional[int] = None,
+                 attn_norm: bool = False, compile=None,
                  **arch_overrides):
         super().__init__()
         cfg = resolve_arch('ViTAdapter', arch, arch_overrides)
@@ -118,7 +122,8 @@ class ViTAdapter(PyramidBackbone):
         self.vit_feature_source, self.variant, self.attn_type = vit_feature_source, variant, attn_type
         self._build_vit(cfg, drop_path_rate, pretrain_size, freeze_vit, layer_scale_init=layer_scale_init,
                         window_attn=window_attn, window_size=window_size, rel_pos_bias=rel_pos_bias,
-                        with_cp=with_cp, post_norm=post_norm, embed_norm=embed_norm)
+                        with_cp=with_cp, post_norm=post_norm, embed_norm=embed_norm, ffn=ffn, mlp_ratio=mlp_ratio,
+                        qkv_bias=qkv_bias, rope=rope, rope_ref_grid=rope_ref_grid, attn_norm=attn_norm)
         dim, depth = cfg['embed_dim'], cfg['depth']
         self.with_cp = with_cp
         self.indexes = (interaction_indexes if interaction_indexes is not None

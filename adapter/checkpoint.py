@@ -28,6 +28,18 @@ Formats, detected from the keys:
   decoder_norm, decoder_pred; facebookresearch/mae ``models_mae.py``). MAE's released encoder-only
   ``mae_pretrain_vit_*.pth`` ({'model': cls_token, pos_embed, patch_embed, blocks, norm}) and the fine-tuned ones
   (fc_norm, head, no norm) have timm's key layout and load as ``timm``.
+- ``eva02``: the EVA-02 releases of baaivision/EVA (``EVA-02/asuka``): MIM pre-trained ``eva02_{Ti,S,B,L}_pt_*_p14``
+  (a DeepSpeed file, the weights under 'module': cls_token, mask_token (1, 1, C), pos_embed (1, 1 + 16*16, C),
+  patch_embed.proj (C, 3, 14, 14), rope.freqs_{cos,sin} (16, 16, C/heads), blocks.N.{norm1, attn.q_proj / k_proj /
+  v_proj (no biases), attn.q_bias, attn.v_bias, attn.rope.freqs_{cos,sin}, attn.proj, norm2, mlp.w1, mlp.w2,
+  mlp.ffn_ln, mlp.w3}, norm, lm_head (1024, C)), their ``_p14to16`` copies (kernel 16x16, pos_embed 14x14), and the
+  ImageNet-21K / -1K fine-tuned ``*_medft_in21k_p14`` / ``*_ft_in1k_p14`` (448 px: pos_embed 32x32, fc_norm and
+  head instead of norm / lm_head / mask_token). Ti / S have a fused attn.qkv (no bias) and xformers' fused SwiGLU
+  mlp.w12 / mlp.w3 without ffn_ln. Key names read from ``EVA-02/asuka/{modeling_pretrain,modeling_finetune,rope}.py``
+  and timm ``eva.py::checkpoint_filter_fn``; the (16, 16, 64) rope buffers, the 'module' container and lm_head's
+  1024 rows from issue baaivision/EVA#56. Build the ViT with ``ffn='swiglu_ln'`` (B/L; Ti/S: ``'swiglu'`` with
+  ``mlp_ratio=4``), ``rope=True, rope_ref_grid=16`` and ``qkv_bias='qv'`` (or True: the k third then starts at 0).
+  The checkpoint's RoPE tables are checked against the model's (reference grid, head width) and dropped.
 - ``suite``: a state dict of this suite's ViT (optionally prefixed 'vit.' or 'backbone.vit.').
 
 Position embeddings lose their prefix tokens and are resized bicubically to the model's pre-training grid;
@@ -57,10 +69,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .vit import resize_pos_embed, resize_rel_pos_table
+from .vit import resize_pos_embed, resize_rel_pos_table, rope_angles
 
 StateDict = Dict[str, torch.Tensor]
-FORMATS = ('timm', 'augreg_npz', 'beit', 'uniperceiver', 'dinov2', 'mae', 'suite')
+FORMATS = ('timm', 'augreg_npz', 'beit', 'uniperceiver', 'dinov2', 'mae', 'eva02', 'suite')
 
 
 @dataclass
@@ -131,6 +143,9 @@ def detect_format(sd: Mapping[str, torch.Tensor]) -> str:
         return 'augreg_npz'
     if any('attention.self.query' in k for k in keys) or any('visual_embed.' in k for k in keys):
         return 'uniperceiver'
+    if any(re.match(r'(blocks\.\d+\.attn\.)?rope\.freqs_(cos|sin)$', k) or
+           re.match(r'blocks\.\d+\.(attn\.q_proj\.weight|mlp\.w1\.weight|mlp\.ffn_ln\.weight)$', k) for k in keys):
+        return 'eva02'   # before BEiT: EVA-02 also has attn.q_bias / attn.v_bias
     if any(k.endswith(('attn.q_bias', 'gamma_1', 'relative_position_bias_table')) for k in keys):
         return 'beit'
     if any(re.match(r'(backbone\.)?vit\.blocks\.\d+\.', k) for k in keys):
@@ -346,9 +361,65 @@ def convert_mae(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
     return out, dropped, notes
 
 
+#: Prefix of the RoPE tables a converter hands to ``load_pretrained`` for checking (never loaded, never reported).
+ROPE_CHECK = '__rope_check__/'
+_EVA02_RENAMES = {'mlp.ffn_ln.': 'mlp.norm.', 'attn.inner_attn_ln.': 'attn.norm.', 'gamma_1': 'ls1.gamma',
+                  'gamma_2': 'ls2.gamma'}
+
+
+def convert_eva02(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
+    """EVA-02 -> suite names: q_proj / k_proj / v_proj stacked into attn.qkv.weight, q_bias / v_bias into
+    attn.qkv.bias with a zero k third, w1 / w2 stacked into mlp.w12, ffn_ln -> mlp.norm, inner_attn_ln -> attn.norm;
+    the class token (position folded in) kept for a ViT that carries one; the RoPE tables (rope.freqs_cos / sin
+    and their per-block copies blocks.N.attn.rope.*, one shared table) dropped, one copy handed to
+    ``load_pretrained`` to check against the model; mask_token, lm_head, norm, fc_norm, head dropped."""
+    notes: List[str] = []
+    out, dropped = _class_token(sd, notes), []
+    for name in ('rope.freqs_cos', 'rope.freqs_sin'):
+        copies = [k for k in sd if k == name or re.fullmatch(r'blocks\.\d+\.attn\.' + re.escape(name), k)]
+        if not copies:
+            continue
+        keep = name if name in sd else copies[0]
+        differ = [k for k in copies if sd[k].shape != sd[keep].shape or
+                  (not sd[k].is_meta and not torch.equal(sd[k], sd[keep]))]
+        if differ:
+            raise ValueError(f'EVA-02 checkpoint: the RoPE tables {differ} differ from {keep} (one table shared by '
+                             f'every block in the pre-training / ImageNet releases); not a layout this loader knows')
+        out[ROPE_CHECK + name] = sd[keep]   # checked against the model by load_pretrained, then discarded
+        dropped += copies
+    skip = set(dropped)
+    for k, v in sd.items():
+        if k == 'cls_token' or k in skip:
+            continue
+        m = re.match(r'blocks\.(\d+)\.(.+)', k)
+        rest = m.group(2) if m else None
+        if k in ('mask_token',) or k.startswith(('lm_head.', 'norm.', 'fc_norm.', 'head.')):
+            dropped.append(k)
+        elif k == 'pos_embed':
+            out[k], _ = _split_prefix_tokens(v)
+        elif not m:
+            out[k] = v
+        elif rest == 'attn.q_proj.weight':
+            i = m.group(1)
+            out[f'blocks.{i}.attn.qkv.weight'] = torch.cat([sd[f'blocks.{i}.attn.{n}_proj.weight'] for n in 'qkv'])
+        elif rest in ('attn.k_proj.weight', 'attn.v_proj.weight', 'attn.v_bias', 'mlp.w2.weight', 'mlp.w2.bias'):
+            continue
+        elif rest == 'attn.q_bias':
+            i = m.group(1)
+            out[f'blocks.{i}.attn.qkv.bias'] = torch.cat([v, torch.zeros_like(v), sd[f'blocks.{i}.attn.v_bias']])
+        elif rest in ('mlp.w1.weight', 'mlp.w1.bias'):
+            i, kind = m.group(1), rest.rsplit('.', 1)[1]
+            out[f'blocks.{i}.mlp.w12.{kind}'] = torch.cat([v, sd[f'blocks.{i}.mlp.w2.{kind}']])
+        else:
+            for src, dst in _EVA02_RENAMES.items():
+                rest = rest.replace(src, dst)
+            out[f'blocks.{m.group(1)}.{rest}'] = v
+    return out, dropped, notes
+
+
 _CONVERTERS = {'timm': convert_timm, 'augreg_npz': convert_augreg_npz, 'beit': convert_beit,
                'uniperceiver': convert_uniperceiver, 'dinov2': convert_dinov2, 'mae': convert_mae,
-               'suite': lambda sd: convert_suite(sd)}
+               'eva02': convert_eva02, 'suite': lambda sd: convert_suite(sd)}
 
 
 def convert_suite(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
@@ -408,6 +479,10 @@ def load_pretrained(vit: nn.Module, src, strict_shapes: bool = True, trust: bool
         raise ValueError('Uni-Perceiver checkpoints hold post-norm BERT layers with a normed embedding: build the '
                          'backbone with post_norm=True, embed_norm=True to load them')
     _check_fit(sd, vit)
+    rope_tables = {k[len(ROPE_CHECK):]: sd.pop(k) for k in list(sd) if k.startswith(ROPE_CHECK)}
+    if rope_tables or fmt == 'eva02':   # every EVA-02 release has RoPE, with or without its tables in the file
+        _check_rope(rope_tables, vit, notes)
+    _split_qv_bias(sd, own, notes)
     for k, option in (('cls_token', 'class_token=True'), ('register_tokens', 'num_register_tokens')):
         if k in sd and k not in own:
             sd.pop(k)
@@ -461,6 +536,66 @@ def load_pretrained(vit: nn.Module, src, strict_shapes: bool = True, trust: bool
     return report
 
 
+def _split_qv_bias(sd: StateDict, own: Mapping, notes: List[str]) -> None:
+    """A checkpoint's attn.qkv.bias into a model built with ``qkv_bias='qv'``: its q and v thirds become
+    attn.q_bias / attn.v_bias; a non-zero k third raises (the model fixes it at zero)."""
+    moved = 0
+    for k in [k for k in sd if k.endswith('attn.qkv.bias') and k not in own]:
+        pre = k[:-len('qkv.bias')]
+        if pre + 'q_bias' not in own:
+            continue
+        q, kb, v = sd[k].chunk(3)
+        if not kb.is_meta and bool(kb.ne(0).any()):
+            raise ValueError(f'{k}: the checkpoint has a k bias, the model none (built with qkv_bias=\'qv\'); '
+                             f'build it with qkv_bias=True to keep it')
+        del sd[k]
+        sd[pre + 'q_bias'], sd[pre + 'v_bias'] = q, v
+        moved += 1
+    if moved:
+        notes.append(f'{moved} attn.qkv.bias split into attn.q_bias / attn.v_bias (zero k bias; qkv_bias=\'qv\')')
+
+
+def _check_rope(tables: Dict[str, torch.Tensor], vit: nn.Module, notes: List[str]) -> None:
+    """The checkpoint's RoPE tables (rope.freqs_cos / rope.freqs_sin, (n, n, head width) or (n*n, head width)) must
+    be what the model's RoPE computes on an n x n grid: this checks the model has RoPE, its head width (so its head
+    count, which the weights do not show), reference grid and frequency base. Raises saying what to build."""
+    if not getattr(vit, 'rope', False):
+        raise ValueError('the checkpoint was trained with a 2D rotary position embedding (rope.freqs_cos / '
+                         'rope.freqs_sin, EVA-02): build the ViT with rope=True, rope_ref_grid=16 (EVA-02\'s '
+                         '224 / 14), else the loaded model computes something else')
+    if not tables:
+        notes.append('no RoPE tables in the checkpoint: the model\'s reference grid '
+                     f'{vit.rope_ref_grid[0]}x{vit.rope_ref_grid[1]} and head count are not checked')
+        return
+    ref = next(iter(tables.values()))
+    width = ref.shape[-1]
+    n = math.prod(ref.shape[:-1])
+    side = math.isqrt(n)
+    heads = vit.blocks[0].attn.num_heads
+    if width * heads != vit.embed_dim:
+        raise ValueError(f'the RoPE tables are for heads of width {width} ({vit.embed_dim // width} heads at width '
+                         f'{vit.embed_dim}); the model has {heads}: build it with num_heads={vit.embed_dim // width}')
+    if side * side != n:
+        raise ValueError(f'RoPE table of shape {tuple(ref.shape)} is not a square grid of positions')
+    grid = vit.rope_ref_grid
+    if not ref.is_meta:
+        ang = rope_angles((side, side), width, grid, vit.rope_theta)
+        for name, fn in (('rope.freqs_cos', torch.cos), ('rope.freqs_sin', torch.sin)):
+            if name in tables and not torch.allclose(tables[name].reshape(n, width).double(), fn(ang), atol=2e-3):
+                fit = ''
+                if {'rope.freqs_cos', 'rope.freqs_sin'} <= set(tables):   # angle of token (0, 1) at frequency 1
+                    a = math.atan2(float(tables['rope.freqs_sin'].reshape(n, width)[1, width // 2]),
+                                   float(tables['rope.freqs_cos'].reshape(n, width)[1, width // 2]))
+                    fit = (f' (its column positions step by {a:.4g}: reference grid {a * side:.4g} for a '
+                           f'{side}-wide grid)')
+                raise ValueError(f'{name} of the checkpoint ({side}x{side} grid) is not the model\'s RoPE on that grid '
+                                 f'(reference grid {grid}, theta {vit.rope_theta:g}){fit}; build the ViT with the '
+                                 f'rope_ref_grid / rope_theta the checkpoint was trained with (EVA-02: 16, 10000)')
+    notes.append(f'RoPE tables ({side}x{side} grid, head width {width}) '
+                 + ('' if ref.is_meta else f'equal the model\'s 2D RoPE (reference grid {grid[0]}x{grid[1]}) and are ')
+                 + 'dropped: the model recomputes them for every attended grid')
+
+
 def _bilinear_matrix(src: Tuple[int, int], dst: Tuple[int, int]) -> torch.Tensor:
     """The (dst_h*dst_w, src_h*src_w) matrix of bilinear resizing (half-pixel centres, antialiased when shrinking)."""
     n = src[0] * src[1]
@@ -505,11 +640,24 @@ def _check_fit(sd: StateDict, vit: nn.Module) -> None:
     if w is not None and w.shape[0] != vit.embed_dim:
         raise ValueError(f'checkpoint width {w.shape[0]} != model width {vit.embed_dim}: the checkpoint is '
                          f'for another ViT size (T 192, S 384, B 768, L 1024, g 1536); pick the matching arch')
-    ckpt_ffn = 'swiglu' if 'blocks.0.mlp.w12.weight' in sd else 'mlp' if 'blocks.0.mlp.fc1.weight' in sd else None
+    ckpt_ffn = ('swiglu_ln' if 'blocks.0.mlp.norm.weight' in sd else 'swiglu' if 'blocks.0.mlp.w12.weight' in sd
+                else 'mlp' if 'blocks.0.mlp.fc1.weight' in sd else None)
     model_ffn = getattr(vit, 'ffn', 'mlp')
     if ckpt_ffn is not None and ckpt_ffn != model_ffn:
-        raise ValueError(f"checkpoint FFN is {ckpt_ffn!r} ({'mlp.w12 / mlp.w3' if ckpt_ffn == 'swiglu' else 'mlp.fc1 / mlp.fc2'}) "
-                         f"but the model's is {model_ffn!r}: build the ViT with ffn={ckpt_ffn!r}")
+        names = {'swiglu_ln': 'mlp.w12 / mlp.norm / mlp.w3', 'swiglu': 'mlp.w12 / mlp.w3', 'mlp': 'mlp.fc1 / mlp.fc2'}
+        raise ValueError(f"checkpoint FFN is {ckpt_ffn!r} ({names[ckpt_ffn]}) but the model's is {model_ffn!r}: "
+                         f"build the ViT with ffn={ckpt_ffn!r}")
+    if 'blocks.0.attn.norm.weight' in sd and vit.blocks[0].attn.norm is None:
+        raise ValueError('the checkpoint has a LayerNorm on each attention output (attn.norm, EVA-02-CLIP\'s '
+                         'inner_attn_ln): build the ViT with attn_norm=True')
+    w_out = sd.get('blocks.0.mlp.w3.weight', sd.get('blocks.0.mlp.fc2.weight'))
+    own_out = getattr(getattr(vit.blocks[0].mlp, 'w3', None), 'weight', None)
+    own_out = own_out if own_out is not None else getattr(getattr(vit.blocks[0].mlp, 'fc2', None), 'weight', None)
+    if ckpt_ffn in ('mlp', 'swiglu_ln') and w_out is not None and own_out is not None and \
+            w_out.shape[1] != own_out.shape[1]:
+        hint = ' (EVA-02: 4 * 2 / 3)' if w_out.shape[1] == int(vit.embed_dim * 4 * 2 / 3) else ''
+        raise ValueError(f'checkpoint FFN hidden width {w_out.shape[1]} != model {own_out.shape[1]}: build the ViT '
+                         f'with mlp_ratio={w_out.shape[1] / vit.embed_dim:.6g}{hint}')
     depth = {int(m.group(1)) for k in sd for m in [re.match(r'blocks\.(\d+)\.', k)] if m}
     if depth and max(depth) + 1 != vit.depth:
         raise ValueError(f'checkpoint depth {max(depth) + 1} != model depth {vit.depth}: pick the matching arch '

@@ -4,13 +4,17 @@ Patch 16, qkv bias, MLP ratio 4, stochastic-depth ramp, optional layer scale (th
 it, initialised to 1.0), absolute position embedding stored for the pre-training grid and resized bicubically to
 the input grid, optional window attention (q/k/v projected, then zero-padded to a window multiple, no masking, as
 the official ViT-Adapter ``WindowedAttention``), optional BEiT-style relative position bias, optional gradient
-checkpointing.
+checkpointing. Options for later pre-training sources (defaults off): SwiGLU FFNs (DINOv2's, and EVA-02's with a
+LayerNorm inside), class / register tokens, EVA-02's 2D rotary position embedding on q and k, q / v biases without a
+k bias, and a LayerNorm on the attention output (sub-LN).
 
 References:
     Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021; Touvron et al., "DeiT", ICML 2021;
     Bao et al., "BEiT", ICLR 2022 (relative position bias, layer scale); Li et al., "Exploring Plain ViT
-    Backbones for Object Detection", ECCV 2022 (window attention with padding). Layout of module names
-    follows timm ``VisionTransformer`` so DeiT / timm checkpoints map one-to-one.
+    Backbones for Object Detection", ECCV 2022 (window attention with padding); Fang et al., "EVA-02: A Visual
+    Representation for Neon Genesis", 2023 (2D RoPE, SwiGLU with sub-LN; facts read from baaivision/EVA
+    ``EVA-02/asuka/{rope,modeling_finetune}.py`` and ``EVA-02/det/detectron2/modeling/backbone/vit.py``). Layout of
+    module names follows timm ``VisionTransformer`` so DeiT / timm checkpoints map one-to-one.
 """
 from __future__ import annotations
 
@@ -75,6 +79,66 @@ def rel_pos_bias(table: torch.Tensor, hw: HW) -> torch.Tensor:
     return table[:, dy, dx]
 
 
+# ------------------------------------------------------------------------------------------ rotary embedding
+_ROPE_CACHE: dict = {}
+
+
+def rope_frequencies(head_dim: int, theta: float = 10000.0, dtype=torch.float64) -> torch.Tensor:
+    """The head_dim / 4 rotation frequencies of EVA-02's 2D RoPE: theta^(-2k / (head_dim / 2)), k = 0..head_dim/4-1
+    (its ``VisionRotaryEmbeddingFast`` built for half the head width, 'lang' frequencies)."""
+    if head_dim % 4:
+        raise ValueError(f'2D RoPE rotates pairs of channels along two axes: the head width must be divisible by 4, '
+                         f'got {head_dim}')
+    half = head_dim // 2
+    return 1.0 / theta ** (torch.arange(0, half, 2, dtype=dtype) / half)
+
+
+def rope_angles(hw: HW, head_dim: int, ref_grid: HW, theta: float = 10000.0, dtype=torch.float64,
+                device=None) -> torch.Tensor:
+    """Rotation angles (h*w, head_dim) of EVA-02's 2D RoPE for the row-major tokens of an (h, w) grid.
+
+    A token in row i, column j sits at (i * Rh / h, j * Rw / w): positions are rescaled so that any grid spans the
+    reference grid (Rh, Rw) (EVA-02's ``t = arange(ft_seq_len) / ft_seq_len * pt_seq_len``, square there; each
+    axis on its own here). The first head_dim / 2 channels turn with the row position, the last head_dim / 2 with
+    the column position; channels 2k and 2k+1 of each half form a pair turned by position * frequency k.
+    """
+    h, w = hw
+    freqs = rope_frequencies(head_dim, theta, dtype).to(device)
+    rows = torch.arange(h, dtype=dtype, device=device) / h * ref_grid[0]
+    cols = torch.arange(w, dtype=dtype, device=device) / w * ref_grid[1]
+    a_rows = (rows[:, None] * freqs).repeat_interleave(2, -1)           # (h, head_dim / 2)
+    a_cols = (cols[:, None] * freqs).repeat_interleave(2, -1)           # (w, head_dim / 2)
+    ang = torch.cat([a_rows[:, None, :].expand(h, w, -1), a_cols[None, :, :].expand(h, w, -1)], -1)
+    return ang.reshape(h * w, head_dim)
+
+
+def _rope_cos_sin(hw: HW, head_dim: int, ref_grid: HW, theta: float, dtype, device) -> Tuple[torch.Tensor, ...]:
+    """cos and sin of ``rope_angles`` in ``dtype`` (computed in float64), made once per grid and device."""
+    key = (tuple(hw), head_dim, tuple(ref_grid), float(theta), dtype, str(device))
+    # not cached while tracing (the graph holds them as constants) nor under inference_mode (inference tensors
+    # cannot be saved for a later backward)
+    cache = not (torch.compiler.is_compiling() or torch.is_inference_mode_enabled())
+    hit = _ROPE_CACHE.get(key) if cache else None
+    if hit is not None:
+        return hit
+    ang = rope_angles(hw, head_dim, ref_grid, theta, torch.float64, device)
+    out = (ang.cos().to(dtype), ang.sin().to(dtype))
+    if cache:
+        if len(_ROPE_CACHE) > 64:  # a few grids per process (windows, input sizes); bound it anyway
+            _ROPE_CACHE.clear()
+        _ROPE_CACHE[key] = out
+    return out
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Turn each channel pair (2k, 2k+1) of x (..., N, head_dim) by its angle: x * cos + rot(x) * sin with
+    rot(x)_2k = -x_2k+1, rot(x)_2k+1 = x_2k (EVA-02's interleaved ``rotate_half``). Computed in float32 or better."""
+    work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    pairs = work.unflatten(-1, (-1, 2))
+    rot = torch.stack([-pairs[..., 1], pairs[..., 0]], -1).flatten(-2)
+    return (work * cos.to(work.dtype) + rot * sin.to(work.dtype)).to(x.dtype)
+
+
 class DropPath(nn.Module):
     """Stochastic depth per sample (Huang et al. 2016)."""
 
@@ -122,25 +186,40 @@ class PatchEmbed(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention, global or windowed, with optional relative position bias.
+    """Multi-head self-attention, global or windowed, with optional relative position bias or 2D RoPE.
 
     Args:
         dim: channels C.
         num_heads: heads; C must be divisible by it.
-        qkv_bias: bias on the qkv projection.
+        qkv_bias: True: a bias on all of q, k, v (``qkv.bias``); False: none; 'qv': learned q and v biases and a
+            fixed zero k bias (``q_bias`` / ``v_bias``, BEiT's and EVA-02's layout).
         window_size: 0 for global attention, else the side of the square windows (the projected q/k/v map is
             zero-padded to a multiple).
         rel_pos_grid: (Gh, Gw) of a learned relative-position table (heads, 2Gh-1, 2Gw-1), or None for no bias.
             The table is resized bicubically to the attended grid (the window, or the whole map).
+        rope_ref_grid: (Rh, Rw): rotate q and k of the grid tokens with EVA-02's 2D RoPE (``rope_angles``) over the
+            attended grid (the window for windowed attention, the whole map for global attention) rescaled to this
+            reference grid; None: no RoPE. Prefix tokens (class, registers) are not rotated.
+        rope_theta: RoPE frequency base.
+        attn_norm: LayerNorm of the attention output before ``proj`` (``norm``; EVA-02-CLIP's sub-LN
+            ``inner_attn_ln``).
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, window_size: int = 0,
-                 rel_pos_grid: Optional[HW] = None):
+    def __init__(self, dim: int, num_heads: int, qkv_bias: Union[bool, str] = True, window_size: int = 0,
+                 rel_pos_grid: Optional[HW] = None, rope_ref_grid: Optional[HW] = None, rope_theta: float = 10000.0,
+                 attn_norm: bool = False):
         super().__init__()
         if dim % num_heads != 0:
             raise ValueError(f'Attention: dim={dim} must be divisible by num_heads={num_heads}')
+        if qkv_bias not in (True, False, 'qv'):
+            raise ValueError(f"qkv_bias must be True, False or 'qv' (q and v biases, no k bias), got {qkv_bias!r}")
         self.num_heads, self.window_size = num_heads, int(window_size or 0)
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias is True)
+        if qkv_bias == 'qv':
+            self.q_bias = nn.Parameter(torch.zeros(dim))
+            self.v_bias = nn.Parameter(torch.zeros(dim))
+        else:
+            self.q_bias = self.v_bias = None
         self.proj = nn.Linear(dim, dim)
         if rel_pos_grid is not None:
             gh, gw = rel_pos_grid
@@ -148,28 +227,52 @@ class Attention(nn.Module):
             nn.init.trunc_normal_(self.rel_pos_table, std=0.02)
         else:
             self.rel_pos_table = None
+        self.rope_ref_grid = tuple(rope_ref_grid) if rope_ref_grid is not None else None
+        self.rope_theta = float(rope_theta)
+        if self.rope_ref_grid is not None:
+            rope_frequencies(dim // num_heads, rope_theta)  # raises for a head width not divisible by 4
+        self.norm = get_token_norm('LN', dim) if attn_norm else None
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) -> (B, N, 3C) projected q, k, v."""
+        if self.q_bias is None:
+            return self.qkv(x)
+        bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
+        return F.linear(x, self.qkv.weight, bias)
 
     def _attend(self, qkv: torch.Tensor, hw: HW) -> torch.Tensor:
-        """qkv: projected (B, h*w, 3C) of an (h, w) grid -> attention output (B, h*w, C), before ``proj``."""
+        """qkv: projected (B, P + h*w, 3C) of P prefix tokens and an (h, w) grid -> attention output
+        (B, P + h*w, C), before ``proj``."""
         b, n, c3 = qkv.shape
         c = c3 // 3
         qkv = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if self.rope_ref_grid is not None:
+            p = n - hw[0] * hw[1]   # prefix tokens, not rotated
+            work = qkv.dtype if qkv.dtype in (torch.float32, torch.float64) else torch.float32
+            cos, sin = _rope_cos_sin(hw, c // self.num_heads, self.rope_ref_grid, self.rope_theta, work, qkv.device)
+            q = torch.cat([q[:, :, :p], apply_rope(q[:, :, p:], cos, sin)], 2) if p else apply_rope(q, cos, sin)
+            k = torch.cat([k[:, :, :p], apply_rope(k[:, :, p:], cos, sin)], 2) if p else apply_rope(k, cos, sin)
         bias = None
         if self.rel_pos_table is not None:
             bias = rel_pos_bias(self.rel_pos_table, hw)[None].to(qkv.dtype)
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return out.transpose(1, 2).reshape(b, n, c)
+
+    def _out(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x if self.norm is None else self.norm(x))
 
     def forward(self, x: torch.Tensor, hw: HW) -> torch.Tensor:
         """x: (B, H*W, C) tokens of an (H, W) grid -> (B, H*W, C).
 
         Windowed: q, k, v are projected first and the (H, W, 3C) q/k/v map is zero-padded to a multiple of the
         window (as the official ViT-Adapter ``WindowedAttention``): padded positions are zero keys and values that
-        still take part in each window's softmax (logit 0), and their outputs are cropped.
+        still take part in each window's softmax (logit 0), and their outputs are cropped. RoPE turns q and k of
+        each window by the window's own (ws, ws) grid (EVA-02's ViTDet backbone: ``rope_win``).
         """
-        qkv = self.qkv(x)
+        qkv = self._project(x)
         if not self.window_size:
-            return self.proj(self._attend(qkv, hw))
+            return self._out(self._attend(qkv, hw))
         b, _, c3 = qkv.shape
         h, w = hw
         ws = self.window_size
@@ -180,7 +283,7 @@ class Attention(nn.Module):
         out = self._attend(qkv, (ws, ws))
         c = out.shape[-1]
         out = out.view(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
-        return self.proj(out[:, :h, :w].reshape(b, h * w, c))
+        return self._out(out[:, :h, :w].reshape(b, h * w, c))
 
 
 class Mlp(nn.Module):
@@ -197,22 +300,26 @@ class Mlp(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """SwiGLU FFN with a fused input projection: w12 -> (x1, x2) halves -> silu(x1) * x2 -> w3.
+    """SwiGLU FFN with a fused input projection: w12 -> (x1, x2) halves -> silu(x1) * x2 -> [norm] -> w3.
 
     Module names ``w12`` / ``w3`` are those of DINOv2's ``SwiGLUFFN`` (ViT-g/14), so its checkpoints map one-to-one.
+    ``norm=True`` adds a LayerNorm of the hidden width before ``w3`` (``norm``): EVA-02-B/L's "SwiGLU with sub-LN"
+    (its ``w1`` / ``w2`` are the two halves of ``w12``, its ``ffn_ln`` is ``norm``).
     """
 
-    def __init__(self, dim: int, hidden: int):
+    def __init__(self, dim: int, hidden: int, norm: bool = False):
         super().__init__()
         self.w12 = nn.Linear(dim, 2 * hidden)
+        self.norm = get_token_norm('LN', hidden) if norm else None
         self.w3 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1, x2 = self.w12(x).chunk(2, dim=-1)
-        return self.w3(F.silu(x1) * x2)
+        h = F.silu(x1) * x2
+        return self.w3(h if self.norm is None else self.norm(h))
 
 
-FFN_TYPES = ('mlp', 'swiglu')
+FFN_TYPES = ('mlp', 'swiglu', 'swiglu_ln')
 
 
 def swiglu_hidden(dim: int, mlp_ratio: float) -> int:
@@ -221,27 +328,36 @@ def swiglu_hidden(dim: int, mlp_ratio: float) -> int:
     return (int(int(dim * mlp_ratio) * 2 / 3) + 7) // 8 * 8
 
 
+def ffn_hidden(ffn: str, dim: int, mlp_ratio: float) -> int:
+    """Hidden width of each FFN type: 'mlp' and 'swiglu_ln' int(dim * mlp_ratio) (EVA-02 builds its SwiGLU with
+    mlp_ratio 4 * 2 / 3: 2048 for B, 2730 for L), 'swiglu' DINOv2's rule (``swiglu_hidden``)."""
+    return swiglu_hidden(dim, mlp_ratio) if ffn == 'swiglu' else int(dim * mlp_ratio)
+
+
 class Block(nn.Module):
     """Transformer block taking the token grid.
 
     Pre-norm (default): x + ls1(attn(norm1 x)), then x + ls2(mlp(norm2 x)). ``post_norm=True``: norm1(x + attn x),
-    then norm2(x + mlp x) (the BERT layout of Uni-Perceiver). ``ffn='swiglu'``: the FFN is ``SwiGLU``.
+    then norm2(x + mlp x) (the BERT layout of Uni-Perceiver). ``ffn='swiglu'``: the FFN is ``SwiGLU``;
+    ``ffn='swiglu_ln'``: ``SwiGLU`` with its inner LayerNorm (EVA-02-B/L). Attention options: see ``Attention``.
     """
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: Union[bool, str] = True,
                  drop_path: float = 0.0, layer_scale_init: Optional[float] = None, window_size: int = 0,
                  rel_pos_grid: Optional[HW] = None, norm: str = 'LN', act: str = 'GELU', post_norm: bool = False,
-                 ffn: str = 'mlp'):
+                 ffn: str = 'mlp', rope_ref_grid: Optional[HW] = None, rope_theta: float = 10000.0,
+                 attn_norm: bool = False):
         super().__init__()
         if ffn not in FFN_TYPES:
             raise ValueError(f'unknown ffn {ffn!r}; choose one of {FFN_TYPES}')
         self.post_norm = post_norm
         self.norm1 = get_token_norm(norm, dim)
-        self.attn = Attention(dim, num_heads, qkv_bias, window_size, rel_pos_grid)
+        self.attn = Attention(dim, num_heads, qkv_bias, window_size, rel_pos_grid, rope_ref_grid, rope_theta,
+                              attn_norm)
         self.ls1 = LayerScale(dim, layer_scale_init) if layer_scale_init is not None else nn.Identity()
         self.norm2 = get_token_norm(norm, dim)
-        self.mlp = (Mlp(dim, int(dim * mlp_ratio), act) if ffn == 'mlp'
-                    else SwiGLU(dim, swiglu_hidden(dim, mlp_ratio)))
+        hidden = ffn_hidden(ffn, dim, mlp_ratio)
+        self.mlp = Mlp(dim, hidden, act) if ffn == 'mlp' else SwiGLU(dim, hidden, norm=ffn == 'swiglu_ln')
         self.ls2 = LayerScale(dim, layer_scale_init) if layer_scale_init is not None else nn.Identity()
         self.drop_path = DropPath(drop_path)
 
@@ -294,12 +410,28 @@ class VisionTransformer(nn.Module):
         act: MLP activation name.
         post_norm: post-norm blocks (Uni-Perceiver / BERT layout).
         embed_norm: LayerNorm on the embedded tokens (after adding the position embedding; Uni-Perceiver).
-        ffn: 'mlp' (fc1 -> act -> fc2) or 'swiglu' (DINOv2 ViT-g's fused SwiGLU, ``w12`` / ``w3``, hidden width
-            ``swiglu_hidden(embed_dim, mlp_ratio)``).
+        ffn: 'mlp' (fc1 -> act -> fc2), 'swiglu' (DINOv2 ViT-g's fused SwiGLU, ``w12`` / ``w3``, hidden width
+            ``swiglu_hidden(embed_dim, mlp_ratio)``) or 'swiglu_ln' (the same with a LayerNorm before ``w3``, hidden
+            width int(embed_dim * mlp_ratio): EVA-02-B/L).
         class_token: carry a class token in front of the patch tokens through the blocks (``cls_token``, its
             position embedding included: DINOv2 / MAE add ``pos_embed[:, 0]`` to it, a constant).
         num_register_tokens: carry this many register tokens after the class token (DINOv2 "with registers":
             ``register_tokens``, no position embedding).
+        qkv_bias: True (a bias on q, k and v), False, or 'qv' (learned q / v biases ``attn.q_bias`` /
+            ``attn.v_bias`` and a fixed zero k bias: BEiT's and EVA-02's layout).
+        rope: EVA-02's 2D rotary position embedding on q and k of the grid tokens, in every block (next to the
+            absolute position embedding, as EVA-02). Global blocks rotate over the whole token grid, windowed blocks
+            over each window's grid (EVA-02's ViTDet backbone: ``rope_glb`` / ``rope_win``); either grid is
+            rescaled to ``rope_ref_grid`` (``rope_angles``). Prefix tokens are not rotated. Needs a head width
+            divisible by 4. No parameters (the tables are recomputed per grid).
+        rope_ref_grid: the grid the RoPE positions are rescaled to, int or (H, W): EVA-02's ``pt_seq_len``, 16
+            (224 / 14) for every EVA-02 release, also its 448-px fine-tuned ones. None: the pre-training grid.
+        rope_theta: RoPE frequency base (10000).
+        attn_norm: a LayerNorm on each attention output before its projection (``attn.norm``; EVA-02-CLIP's
+            ``inner_attn_ln``; not in the EVA-02 MIM / ImageNet releases).
+
+    EVA-02-B/L (``checkpoint`` format 'eva02'): ``ffn='swiglu_ln', mlp_ratio=4 * 2 / 3, qkv_bias='qv', rope=True,
+    rope_ref_grid=16``, no layer scale in the release (the adapter's gammas then stay at their initial 1.0).
 
     Prefix tokens (class, registers) take part in every block's attention but are kept out of the spatial map:
     ``embed`` returns (B, P + H/p*W/p, C) tokens with the P prefix tokens first, and ``to_map`` drops them. They
@@ -312,7 +444,9 @@ class VisionTransformer(nn.Module):
                  layer_scale_init: Optional[float] = None, window_attn: Union[bool, Sequence[bool]] = False,
                  window_size: int = 14, pretrain_size: Union[int, HW] = 224, rel_pos_bias: bool = False,
                  with_cp: bool = False, in_chans: int = 3, act: str = 'GELU', post_norm: bool = False,
-                 embed_norm: bool = False, ffn: str = 'mlp', class_token: bool = False, num_register_tokens: int = 0):
+                 embed_norm: bool = False, ffn: str = 'mlp', class_token: bool = False, num_register_tokens: int = 0,
+                 rope: bool = False, rope_ref_grid: Optional[Union[int, HW]] = None, rope_theta: float = 10000.0,
+                 attn_norm: bool = False):
         super().__init__()
         ps = (pretrain_size, pretrain_size) if isinstance(pretrain_size, int) else tuple(pretrain_size)
         self.embed_dim, self.depth, self.num_heads, self.patch_size = embed_dim, depth, num_heads, patch_size
@@ -330,6 +464,9 @@ class VisionTransformer(nn.Module):
                              'build the ViT with window_attn=False, rel_pos_bias=False, or without prefix tokens '
                              '(class_token=False, num_register_tokens=0; the loader then drops them)')
         self.ffn = ffn
+        self.rope, self.rope_theta = bool(rope), float(rope_theta)
+        ref = self.pretrain_grid if rope_ref_grid is None else rope_ref_grid
+        self.rope_ref_grid = ((ref, ref) if isinstance(ref, int) else tuple(ref)) if rope else None
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.pretrain_grid[0] * self.pretrain_grid[1], embed_dim))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -338,7 +475,8 @@ class VisionTransformer(nn.Module):
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i], layer_scale_init,
                   window_size if self.window_flags[i] else 0,
                   ((window_size, window_size) if self.window_flags[i] else self.pretrain_grid)
-                  if rel_pos_bias else None, act=act, post_norm=post_norm, ffn=ffn)
+                  if rel_pos_bias else None, act=act, post_norm=post_norm, ffn=ffn, rope_ref_grid=self.rope_ref_grid,
+                  rope_theta=rope_theta, attn_norm=attn_norm)
             for i in range(depth)])
         self.embed_norm = get_token_norm('LN', embed_dim) if embed_norm else None
         self.apply(self._init_weights)

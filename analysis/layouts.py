@@ -107,7 +107,8 @@ T3 = _single([('deit_in1k', 'ImageNet-1K (DeiT-B)', 'Backbone=ViT-Adapter-B;Pre-
                'Backbone=ViT-Adapter-B;Pre-train=Multi-modal (Uni-Perceiver-B)'),
               # beyond the paper: no paper row (None), marked in the label
               ('dinov2_lvd142m', 'LVD-142M (DINOv2-B/14) [beyond the paper]', None),
-              ('mae_in1k', 'ImageNet-1K, MAE (MAE-B) [beyond the paper]', None)],
+              ('mae_in1k', 'ImageNet-1K, MAE (MAE-B) [beyond the paper]', None),
+              ('eva02_in21k', 'ImageNet-21K, MIM (EVA-02-B/14) [beyond the paper]', None)],
              list(_AP), 'T3', 'pretrain',
              caption='Pre-training source (ViT-Adapter-B); rows marked [beyond the paper] are not in Table 3')
 

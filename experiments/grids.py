@@ -15,7 +15,8 @@ components            baseline, spm_add, spm_injector, full           ViT-Adapte
 N                     N0, N1, N2, N4, N6                              ViT-Adapter-S, Mask R-CNN 1x (Table A2)
 attention             global, cswin, pale, deformable                 ViT-Adapter-S, Mask R-CNN 1x (Table A3)
 pretrain              deit_in1k, augreg_in22k, uniperceiver_mm        ViT-Adapter-B, Mask R-CNN 3x+MS (Table 3)
-                      (+ dinov2_lvd142m, mae_in1k: beyond the paper)
+                      (+ dinov2_lvd142m, mae_in1k, eva02_in21k:
+                      beyond the paper)
 main-det              maskrcnn_{1x,3x}_{vit,vit_adapter}_{T,S,B,L}     Table 1
 main-seg              {upernet,semfpn}_{vit,vit_adapter}_{T,S,B,L}     Table 4
 det-frameworks        cascade_{vit,vit_adapter}_{S,B},                Table 2 (3x+MS)
@@ -60,6 +61,15 @@ PRETRAIN_SOURCES = {
     # MAE-B: the released encoder-only file (timm's key layout; its decoder-free 'norm' is dropped).
     'mae_in1k': dict(file='pretrained/mae_pretrain_vit_base.pth', format='mae', size=224,
                      label='ImageNet-1K, MAE (MAE-B)', beyond_paper=True),
+    # EVA-02-B/14, MIM on ImageNet-21K (baaivision/EVA ``eva02_B_pt_in21k_p14.pt``): EVA-02's blocks as ViT options
+    # (2D RoPE on q / k rescaled to its 16x16 pre-training grid in windows and global blocks alike, SwiGLU with a
+    # LayerNorm inside, q / v biases only; no layer scale in the release, the adapter's gammas start at 1.0). The
+    # loader PI-resizes the 14x14 kernel to 16x16; size 256 = its 16x16 grid at patch 16 (pos_embed not resized).
+    # Input normalisation: ImageNet's, as EVA-02's own ViTDet detection configs.
+    'eva02_in21k': dict(file='pretrained/eva02_B_pt_in21k_p14.pt', format='eva02', size=256,
+                        label='ImageNet-21K, MIM (EVA-02-B/14)', beyond_paper=True,
+                        backbone=dict(ffn='swiglu_ln', mlp_ratio=4 * 2 / 3, qkv_bias='qv', rope=True,
+                                      rope_ref_grid=16)),
 }
 
 
@@ -195,8 +205,8 @@ def _pretrain() -> Grid:
                       **layout}),
             notes=dict(paper=src['label'] + beyond,
                        tiny=f'{src["label"]}{beyond}: tiny profile, no real weights (see experiments/pretrain_tiny.py)')))
-    return Grid('pretrain', 'Pre-training source, ViT-Adapter-B Mask R-CNN 3x+MS (Table 3; DINOv2 and MAE rows '
-                'beyond the paper)', tuple(cells))
+    return Grid('pretrain', 'Pre-training source, ViT-Adapter-B Mask R-CNN 3x+MS (Table 3; DINOv2, MAE and EVA-02 '
+                'rows beyond the paper)', tuple(cells))
 
 
 #: Tiny stand-ins for T/S/B/L: the 'tiny' preset (12 blocks) at growing widths, so the size axis still means

@@ -21,35 +21,45 @@ own loader (``adapter.checkpoint``: format detection, key conversion, position-e
 * ``mae`` (beyond the paper): an MAE pre-training state with its decoder ({'model': cls_token, pos_embed with a zero
   class slot, patch_embed, blocks.N.*, norm, mask_token, decoder_embed, decoder_pos_embed, decoder_blocks.N.*,
   decoder_norm, decoder_pred}); no layer scale (the backbone's gammas keep their initial value).
+* ``eva02`` (beyond the paper): an EVA-02 MIM ``eva02_*_pt_*_p14.pt`` (a DeepSpeed file, {'module': cls_token,
+  mask_token, pos_embed with the class slot, patch_embed.proj.weight with a 14x14 kernel, rope.freqs_cos / sin
+  (grid, grid, head width), blocks.N.{norm1, attn.q_proj / k_proj / v_proj, attn.q_bias, attn.v_bias,
+  attn.rope.freqs_*, attn.proj, norm2, mlp.w1, mlp.w2, mlp.ffn_ln, mlp.w3}, norm, lm_head}). The backbone must be
+  built with EVA-02's block layout (``ffn='swiglu_ln', mlp_ratio=4 * 2 / 3, qkv_bias='qv', rope=True,
+  rope_ref_grid=16``: the grid's override for that cell, in both profiles); no layer scale (gammas keep their
+  initial value); its q / v biases and FFN norm are drawn away from their init so the round trip shows them.
 
 The weights are random (seeded), so the grid measures the loader path, not the value of pre-training.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-FORMATS = ('deit', 'augreg', 'uniperceiver', 'dinov2', 'mae')
+FORMATS = ('deit', 'augreg', 'uniperceiver', 'dinov2', 'mae', 'eva02')
 #: File suffix of each format.
-SUFFIX = {'deit': '.pth', 'augreg': '.npz', 'uniperceiver': '.pth', 'dinov2': '.pth', 'mae': '.pth'}
-#: DINOv2's patch side (the loader resizes the kernel to the backbone's 16).
-DINOV2_PATCH = 14
+SUFFIX = {'deit': '.pth', 'augreg': '.npz', 'uniperceiver': '.pth', 'dinov2': '.pth', 'mae': '.pth', 'eva02': '.pt'}
+#: DINOv2's and EVA-02's patch side (the loader resizes the kernel to the backbone's 16).
+DINOV2_PATCH = EVA02_PATCH = 14
+#: Rows of the synthesised EVA-02 lm_head (the real one predicts the 1024-wide EVA-CLIP-g features; dropped at load).
+EVA02_TEACHER = 32
 #: MAE decoder of the synthesised file: width, blocks (MAE-B: 512, 8; tiny here, the decoder is dropped at load).
 MAE_DECODER = (16, 1)
 _UNIPERCEIVER_LAYER = {'attention.output.dense': 'attn.proj', 'attention.output.LayerNorm': 'norm1',
                        'intermediate.dense': 'mlp.fc1', 'output.dense': 'mlp.fc2', 'output.LayerNorm': 'norm2'}
 
 
-def _suite_vit_state(backbone_cfg: dict, seed: int) -> tuple[dict, int]:
-    """A freshly initialised suite ViT state dict for ``backbone_cfg`` and its head count."""
+def _suite_vit(backbone_cfg: dict, seed: int):
+    """A freshly initialised suite ViT for ``backbone_cfg`` (the adapter run's own ViT settings)."""
     from adapter import build_backbone
     cfg = {k: v for k, v in backbone_cfg.items() if k not in ('pretrained', 'init_cfg', 'type')}
     torch.manual_seed(seed)
-    vit = build_backbone(dict(cfg, type='ViTAdapter')).vit  # the adapter run's own ViT settings
-    return {k: v.detach().clone() for k, v in vit.state_dict().items()}, vit.blocks[0].attn.num_heads
+    return build_backbone(dict(cfg, type='ViTAdapter')).vit
+
 
 
 def _timm(sd: dict, width: int) -> dict:
@@ -148,23 +158,63 @@ def _mae(sd: dict, width: int, patch: int) -> tuple[dict, dict]:
     return {'model': out}, enc
 
 
+def _eva02(sd: dict, width: int, heads: int, rope_ref_grid) -> tuple[dict, dict]:
+    """EVA-02 MIM layout under 'module'; returns (checkpoint, the suite keys it encodes: not the 14x14 kernel, not the
+    layer-scale gammas, EVA-02 has none)."""
+    from adapter.vit import rope_angles
+    if 'blocks.0.attn.q_bias' not in sd or 'blocks.0.mlp.norm.weight' not in sd or rope_ref_grid is None:
+        raise ValueError("an EVA-02 checkpoint needs the backbone built with EVA-02's blocks: ffn='swiglu_ln', "
+                         "mlp_ratio=4 * 2 / 3, qkv_bias='qv', rope=True, rope_ref_grid=16")
+    g = torch.Generator().manual_seed(3)
+    enc = {k: v for k, v in sd.items() if not k.endswith(('ls1.gamma', 'ls2.gamma'))}
+    for k in [k for k in enc if k.endswith(('attn.q_bias', 'attn.v_bias', 'mlp.norm.weight', 'mlp.norm.bias'))]:
+        enc[k] = (1.0 if k.endswith('norm.weight') else 0.0) + 0.05 * torch.randn(enc[k].shape, generator=g)
+    grid = math.isqrt(sd['pos_embed'].shape[1])
+    ang = rope_angles((grid, grid), width // heads, tuple(rope_ref_grid)).reshape(grid, grid, -1)
+    cos, sin = ang.cos().float(), ang.sin().float()
+    out = {'cls_token': torch.randn(1, 1, width, generator=g) * 0.02, 'mask_token': torch.zeros(1, 1, width),
+           'pos_embed': torch.cat([torch.randn(1, 1, width, generator=g) * 0.02, sd['pos_embed']], 1),
+           'patch_embed.proj.weight': torch.randn(width, 3, EVA02_PATCH, EVA02_PATCH, generator=g) * 0.02,
+           'patch_embed.proj.bias': sd['patch_embed.proj.bias'], 'rope.freqs_cos': cos, 'rope.freqs_sin': sin,
+           'norm.weight': torch.ones(width), 'norm.bias': torch.zeros(width),
+           'lm_head.weight': torch.randn(EVA02_TEACHER, width, generator=g) * 0.02,
+           'lm_head.bias': torch.zeros(EVA02_TEACHER)}
+    blocks = sorted({int(k.split('.')[1]) for k in sd if k.startswith('blocks.')})
+    for i in blocks:
+        b = f'blocks.{i}.'
+        for name in ('norm1', 'norm2', 'attn.proj', 'mlp.w3'):
+            out[b + name + '.weight'], out[b + name + '.bias'] = sd[b + name + '.weight'], sd[b + name + '.bias']
+        for name, w in zip('qkv', sd[b + 'attn.qkv.weight'].chunk(3)):
+            out[b + f'attn.{name}_proj.weight'] = w
+        out[b + 'attn.q_bias'], out[b + 'attn.v_bias'] = enc[b + 'attn.q_bias'], enc[b + 'attn.v_bias']
+        for kind in ('weight', 'bias'):
+            out[b + f'mlp.w1.{kind}'], out[b + f'mlp.w2.{kind}'] = sd[b + f'mlp.w12.{kind}'].chunk(2)
+            out[b + f'mlp.ffn_ln.{kind}'] = enc[b + f'mlp.norm.{kind}']
+        out[b + 'attn.rope.freqs_cos'], out[b + 'attn.rope.freqs_sin'] = cos, sin
+    enc.pop('patch_embed.proj.weight')
+    return {'module': out, 'epoch': 149}, enc
+
+
 def synthesize(fmt: str, path: str | os.PathLike, backbone_cfg: dict, seed: int = 0) -> tuple[Path, dict]:
     """Write a random tiny ViT checkpoint in ``fmt`` to ``path``.
 
     Args:
         fmt: 'deit' (.pth), 'augreg' (.npz), 'uniperceiver' (.pth; the backbone with post_norm / embed_norm),
-            'dinov2' (.pth, 14x14 kernel) or 'mae' (.pth, with a decoder).
+            'dinov2' (.pth, 14x14 kernel), 'mae' (.pth, with a decoder) or 'eva02' (.pt, 14x14 kernel; the backbone
+            with EVA-02's block options).
         path: Output file (its suffix is set from the format).
         backbone_cfg: The run's ``model.backbone`` config (arch, widths, pretrain_size).
         seed: Seed of the random weights.
 
     Returns:
         (the file written, the suite-named ViT state dict it encodes) -- for round-trip checks. For 'dinov2' the
-        patch kernel is left out (the loader resizes it 14 -> 16), for 'mae' the layer-scale gammas (MAE has none).
+        patch kernel is left out (the loader resizes it 14 -> 16), for 'mae' the layer-scale gammas (MAE has none),
+        for 'eva02' both.
     """
     if fmt not in FORMATS:
         raise ValueError(f'cannot synthesise {fmt!r} checkpoints; formats: {FORMATS}')
-    sd, heads = _suite_vit_state(backbone_cfg, seed)
+    vit = _suite_vit(backbone_cfg, seed)
+    sd, heads = {k: v.detach().clone() for k, v in vit.state_dict().items()}, vit.blocks[0].attn.num_heads
     width = sd['pos_embed'].shape[-1]
     path = Path(path).with_suffix(SUFFIX[fmt])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +228,9 @@ def synthesize(fmt: str, path: str | os.PathLike, backbone_cfg: dict, seed: int 
         torch.save(ckpt, tmp)
     elif fmt == 'mae':
         ckpt, sd = _mae(sd, width, sd['patch_embed.proj.weight'].shape[-1])
+        torch.save(ckpt, tmp)
+    elif fmt == 'eva02':
+        ckpt, sd = _eva02(sd, width, heads, vit.rope_ref_grid)
         torch.save(ckpt, tmp)
     else:
         np.savez(tmp, **{k: v.numpy().astype(np.float32) for k, v in _augreg(sd, width, heads).items()})

@@ -264,3 +264,282 @@ def test_pi_resize_is_exact_on_upsampled_patches_and_least_squares_when_shrinkin
     x16 = torch.randn(4, 3, 32, 32, dtype=torch.float64)
     down = F.conv2d(upsample_patches(x16, 16, 14), resize_patch_kernel(w16, (14, 14)), stride=14)
     assert down.shape == (4, 8, 2, 2) and resize_patch_kernel(w16, (16, 16)) is w16
+
+
+# ------------------------------------------------------------------------------------------------ EVA-02
+EVA = LAYOUTS['eva02']
+
+
+def eva02_layout(c, depth, heads, arch, release='pt', hidden=None, grid=None, rope_grid=None, patch=None) -> dict:
+    """{key: shape} of an EVA-02 release (``EVA['releases']``): the Ti/S (fused qkv, w12) or B/L (q/k/v proj, w1 / w2 /
+    ffn_ln) block layout of ``arch``, the RoPE tables in every block and at the top."""
+    rel = EVA['releases'][release]
+    g = rope_grid or rel['rope_grid']
+    patch = patch or rel['patch']
+    grid = grid or (14 if release == 'pt_p14to16' else rel['img_size'] // patch)
+    dims = dict(C=c, N=grid * grid, P=patch, H=hidden or EVA['hidden'][arch], G=g, HD=c // heads,
+                T=EVA['teacher_dim'], K=EVA['in21k_classes'])
+    out = _shapes(EVA['top'], **dims) | _shapes(EVA[rel['top']], **dims)
+    rope = {k: tuple(int(eval(e, {'__builtins__': {}}, dims)) for e in rel['rope_shape']) for k in EVA['rope']}
+    out.update(rope)
+    big = EVA['archs'][arch][3] == 'swiglu_ln'
+    block = (_shapes(EVA['block'], **dims) | _shapes(EVA['attn_subln' if big else 'attn_fused'], **dims)
+             | _shapes(EVA['swiglu_ln' if big else 'swiglu'], **dims))
+    block.update({k: next(iter(rope.values())) for k in EVA['block_rope']})
+    for i in range(depth):
+        out.update({f'blocks.{i}.{k}': s for k, s in block.items()})
+    return out
+
+
+def eva_rope_table(grid, head_dim, ref=16, theta=10000.0):
+    """EVA-02's RoPE buffers written out as its code does (``rope.py::VisionRotaryEmbeddingFast``, dim = head_dim / 2):
+    positions arange(grid) / grid * ref, 'lang' frequencies, each repeated for its channel pair, the row half then the
+    column half. Returns (cos, sin), each (grid, grid, head_dim)."""
+    dim = head_dim // 2
+    freqs = 1.0 / theta ** (torch.arange(0, dim, 2)[:dim // 2].double() / dim)
+    t = torch.arange(grid).double() / grid * ref
+    f = torch.einsum('i,f->if', t, freqs).repeat_interleave(2, -1)
+    ang = torch.cat([f[:, None, :].expand(grid, grid, -1), f[None, :, :].expand(grid, grid, -1)], -1)
+    return ang.cos(), ang.sin()
+
+
+def _eva_rotate(x, cos, sin):
+    """EVA-02's ``t * cos + rotate_half(t) * sin`` with its interleaved rotate_half ((d r) -> (-x2, x1))."""
+    pairs = x.reshape(*x.shape[:-1], -1, 2)
+    rot = torch.stack([-pairs[..., 1], pairs[..., 0]], -1).reshape(x.shape)
+    return x * cos + rot * sin
+
+
+def _eva_attend(h, sd, b, heads, rope, n_prefix):
+    """EVA-02's attention on normed tokens h (B, N, C): q = W_q h + q_bias, k = W_k h, v = W_v h + v_bias (B/L
+    q/k/v projections, or the fused Ti/S qkv), RoPE on the tokens after the n_prefix first, softmax, proj."""
+    c = h.shape[-1]
+    if b + 'attn.q_proj.weight' in sd:
+        w = torch.cat([sd[b + f'attn.{n}_proj.weight'] for n in 'qkv'])
+    else:
+        w = sd[b + 'attn.qkv.weight']
+    bias = torch.cat([sd[b + 'attn.q_bias'], torch.zeros(c, dtype=h.dtype), sd[b + 'attn.v_bias']])
+    q, k, v = F.linear(h, w, bias).reshape(h.shape[0], h.shape[1], 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    cos, sin = rope
+    cos, sin = cos.reshape(-1, c // heads), sin.reshape(-1, c // heads)
+    q = torch.cat([q[:, :, :n_prefix], _eva_rotate(q[:, :, n_prefix:], cos, sin)], 2)
+    k = torch.cat([k[:, :, :n_prefix], _eva_rotate(k[:, :, n_prefix:], cos, sin)], 2)
+    a = torch.softmax(q @ k.transpose(-2, -1) * (c // heads) ** -0.5, -1) @ v
+    a = a.transpose(1, 2).reshape(h.shape)
+    if b + 'attn.inner_attn_ln.weight' in sd:   # EVA-02-CLIP's sub-LN before the projection
+        a = F.layer_norm(a, (c,), sd[b + 'attn.inner_attn_ln.weight'], sd[b + 'attn.inner_attn_ln.bias'], eps=1e-6)
+    return F.linear(a, sd[b + 'attn.proj.weight'], sd[b + 'attn.proj.bias'])
+
+
+def _eva_ffn(h, sd, b):
+    """EVA-02's SwiGLU: silu(w1 h) * w2 h -> ffn_ln (B/L) -> w3; Ti/S: w12 packed [w1; w2], no ffn_ln."""
+    if b + 'mlp.w1.weight' in sd:
+        x1 = F.linear(h, sd[b + 'mlp.w1.weight'], sd[b + 'mlp.w1.bias'])
+        x2 = F.linear(h, sd[b + 'mlp.w2.weight'], sd[b + 'mlp.w2.bias'])
+    else:
+        x1, x2 = F.linear(h, sd[b + 'mlp.w12.weight'], sd[b + 'mlp.w12.bias']).chunk(2, -1)
+    m = F.silu(x1) * x2
+    if b + 'mlp.ffn_ln.weight' in sd:
+        m = F.layer_norm(m, m.shape[-1:], sd[b + 'mlp.ffn_ln.weight'], sd[b + 'mlp.ffn_ln.bias'], eps=1e-6)
+    return F.linear(m, sd[b + 'mlp.w3.weight'], sd[b + 'mlp.w3.bias'])
+
+
+def eva02_reference(sd, x, heads, cls=True, windows=None, ws=None):
+    """EVA-02's forward from the checkpoint's own tensors on image x (stride = its kernel), patch tokens as a map.
+
+    Global blocks: asuka's ``modeling_finetune`` with ``intp_freq`` (the class token in front, unrotated; RoPE over
+    the square grid g rescaled to 16: ``ft_seq_len = g``). ``cls=False``: EVA-02's ViTDet backbone (no class token,
+    the class slot of pos_embed dropped). ``windows`` (per-block flags, grid a multiple of ``ws``): windowed blocks
+    attend inside ws x ws windows with ``rope_win`` (``ft_seq_len = ws``), the others over the grid (``rope_glb``).
+    """
+    w = sd['patch_embed.proj.weight']
+    t = F.conv2d(x, w, sd['patch_embed.proj.bias'], stride=w.shape[-1])
+    g = t.shape[2]
+    assert t.shape[3] == g, 'EVA-02 builds square grids only'
+    t = t.flatten(2).transpose(1, 2)
+    pos = sd['pos_embed'][:, 1:]
+    side = int(pos.shape[1] ** 0.5)
+    t = t + resize_pos_embed(pos, (side, side), (g, g))
+    if cls:
+        t = torch.cat([(sd['cls_token'] + sd['pos_embed'][:, :1]).expand(t.shape[0], -1, -1), t], 1)
+    c = t.shape[-1]
+    hd = c // heads
+    depth = 1 + max(int(k.split('.')[1]) for k in sd if k.startswith('blocks.'))
+    for i in range(depth):
+        b = f'blocks.{i}.'
+        h = F.layer_norm(t, (c,), sd[b + 'norm1.weight'], sd[b + 'norm1.bias'], eps=1e-6)
+        if windows and windows[i]:
+            n = g // ws
+            hw = h.reshape(-1, n, ws, n, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
+            a = _eva_attend(hw, sd, b, heads, eva_rope_table(ws, hd), 0)
+            a = a.reshape(-1, n, n, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(h.shape)
+        else:
+            a = _eva_attend(h, sd, b, heads, eva_rope_table(g, hd), 1 if cls else 0)
+        t = t + a
+        t = t + _eva_ffn(F.layer_norm(t, (c,), sd[b + 'norm2.weight'], sd[b + 'norm2.bias'], eps=1e-6), sd, b)
+    t = t[:, 1:] if cls else t
+    return t.transpose(1, 2).reshape(t.shape[0], c, g, g)
+
+
+def _eva_checkpoint(arch='B', release='pt', c=C, heads=HEADS, depth=DEPTH, hidden=None, seed=11, **kw):
+    """Random EVA-02 weights with the release's key names and shapes and its true RoPE tables."""
+    hidden = hidden or int(c * 4 * 2 / 3)   # EVA-02's rule at this width
+    ckpt = _random(eva02_layout(c, depth, heads, arch, release, hidden=hidden, **kw), seed)
+    for k in [k for k in ckpt if k.endswith('.ffn_ln.weight')]:
+        ckpt[k] = 1 + 0.1 * ckpt[k]
+    rel = EVA['releases'][release]
+    cos, sin = eva_rope_table(kw.get('rope_grid') or rel['rope_grid'], c // heads)
+    for k in ckpt:
+        if k.endswith('rope.freqs_cos') or k.endswith('rope.freqs_sin'):
+            ckpt[k] = (cos if k.endswith('cos') else sin).reshape(ckpt[k].shape).float()
+    return ckpt
+
+
+def _eva_vit(ffn='swiglu_ln', mlp_ratio=4 * 2 / 3, heads=HEADS, c=C, class_token=True, pretrain_size=256,
+             qkv_bias='qv', rope=True, rope_ref_grid=EVA['rope_ref_grid'], **kw):
+    torch.manual_seed(0)
+    return VisionTransformer(c, DEPTH, heads, patch_size=16, pretrain_size=pretrain_size, ffn=ffn, mlp_ratio=mlp_ratio,
+                             qkv_bias=qkv_bias, rope=rope, rope_ref_grid=rope_ref_grid, class_token=class_token,
+                             **kw).double().eval()
+
+
+@pytest.mark.parametrize('release', list(EVA['releases']))
+@pytest.mark.parametrize('arch', list(EVA['archs']))
+def test_public_eva02_layouts_map_onto_the_suite_vit(arch, release):
+    """Full-size Ti/S/B/L key sets and shapes of the MIM, p14to16 and IN-21K fine-tuned releases, on the meta device:
+    every key lands on a model key of the same shape (the 14x14 kernel and a 32x32 / 14x14 grid aside, which the
+    loader resizes), nothing unexpected; the RoPE tables are checked (head width) and dropped, with the heads."""
+    c, depth, heads, ffn, ratio = EVA['archs'][arch]
+    with torch.device('meta'):
+        model = VisionTransformer(c, depth, heads, patch_size=16, pretrain_size=256, ffn=ffn, mlp_ratio=ratio,
+                                  qkv_bias='qv', rope=True, rope_ref_grid=16, class_token=True)
+    assert model.blocks[0].mlp.w3.weight.shape[1] == EVA['hidden'][arch]
+    ckpt = {k: torch.empty(s, device='meta') for k, s in eva02_layout(c, depth, heads, arch, release).items()}
+    assert detect_format(ckpt) == 'eva02'
+    sd, _, dropped, _ = convert_state_dict(ckpt)
+    rope = {k for k in ckpt if 'rope.' in k}
+    top = set(_shapes(EVA[EVA['releases'][release]['top']], C=c, T=1, K=1))
+    assert set(dropped) == rope | top and len(rope) == 2 + 2 * depth
+    own = model.state_dict()
+    # the converter's names: one attn.qkv.bias (zero k third) per block, split into q_bias / v_bias at load
+    assert {k for k in sd if not k.startswith('__rope_check__/')} == {
+        k.replace('q_bias', 'qkv.bias') for k in own if not k.endswith('v_bias')}
+    resized = {'patch_embed.proj.weight'} if release != 'pt_p14to16' else set()
+    resized |= {'pos_embed'} if release != 'pt' else set()
+    assert {k for k in sd if k in own and sd[k].shape != own[k].shape} == resized
+    rep = load_pretrained(model, ckpt)
+    assert rep.format == 'eva02' and rep.missing == [] and rep.unexpected == []
+    assert any('RoPE tables' in n for n in rep.notes)
+    if arch in ('B', 'L'):
+        with pytest.raises(ValueError, match=f'num_heads={heads}'):
+            with torch.device('meta'):
+                other = VisionTransformer(c, depth, heads // 2, patch_size=16, pretrain_size=256, ffn=ffn,
+                                          mlp_ratio=ratio, qkv_bias='qv', rope=True, rope_ref_grid=16)
+            load_pretrained(other, ckpt)
+
+
+@pytest.mark.parametrize('arch,cls', [('B', True), ('B', False), ('S', True)])
+def test_eva02_forward_matches_the_hand_assembled_model(tmp_path, arch, cls):
+    """The MIM release (224 px / patch 14, 16x16 + class pos_embed, the DeepSpeed 'module' container) into a 16-px ViT
+    on the per-patch upsampled image: the patch tokens of EVA-02's forward (q/v biases, RoPE on the patch tokens with
+    the class token unrotated, SwiGLU with its LayerNorm; Ti/S: fused qkv and SwiGLU, no LayerNorm) to float64
+    rounding, on the 16x16 grid of pre-training and on an 8x8 grid (RoPE rescaled to 16, pos_embed resized).
+    Without a class token: EVA-02's detection backbone."""
+    ffn, ratio = EVA['archs'][arch][3:]
+    c, heads = (C, HEADS) if arch == 'B' else (48, 3)   # Ti/S: width 48 gives EVA's and DINOv2's hidden rule one width
+    hidden = int(c * 4 * 2 / 3)
+    ckpt = _eva_checkpoint(arch, c=c, heads=heads, hidden=hidden)
+    torch.save({'module': ckpt, 'epoch': 149}, tmp_path / 'eva02.pt')
+    model = _eva_vit(ffn, ratio, heads=heads, c=c, class_token=cls)
+    assert model.blocks[0].mlp.w3.weight.shape[1] == hidden
+    rep = load_pretrained(model, str(tmp_path / 'eva02.pt'))
+    assert rep.format == 'eva02' and rep.missing == [] and rep.unexpected == []
+    assert set(rep.dropped) >= {'mask_token', 'lm_head.weight', 'norm.weight', 'rope.freqs_cos'}
+    assert ('cls_token' in rep.dropped) != cls and any('14x14 -> 16x16' in n for n in rep.notes)
+    for size in (224, 112):
+        x = torch.randn(1, 3, size, size, dtype=torch.float64)
+        with torch.no_grad():
+            ours = model(upsample_patches(x, 14, 16))
+            ref = eva02_reference(ckpt, x, heads, cls=cls)
+        assert ours.shape == ref.shape == (1, c, size // 14, size // 14)
+        torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_eva02_window_blocks_rotate_over_the_window_grid():
+    """The adapter's windowed ViT (windows in block 0, global block 1; 12x12 grid, 4x4 windows, no padding) computes
+    EVA-02's ViTDet backbone: ``rope_win`` inside each window, ``rope_glb`` over the grid, no class token. The
+    p14to16 release: its 16x16 kernel and 14x14 + class pos_embed need no kernel resize."""
+    ckpt = _eva_checkpoint('B', 'pt_p14to16', seed=12)
+    model = _eva_vit(class_token=False, window_attn=[True, False], window_size=4, pretrain_size=224)
+    rep = load_pretrained(model, ckpt)
+    assert rep.missing == [] and rep.unexpected == [] and not any('resized' in n for n in rep.notes)
+    x = torch.randn(2, 3, 192, 192, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), eva02_reference(ckpt, x, HEADS, cls=False, windows=[True, False], ws=4),
+                                   rtol=1e-9, atol=1e-9)
+        # windowed RoPE is not global RoPE: the same weights attending over the whole grid give other tokens
+        glob = eva02_reference(ckpt, x, HEADS, cls=False, windows=[False, False])
+    assert (model(x) - glob).abs().max() > 1e-3
+
+
+def test_eva02_in21k_finetuned_release_and_the_loaders_refusals():
+    """The 448-px IN-21K fine-tuned release (32x32 grid, flat (1024, head width) RoPE tables rescaled to 16,
+    fc_norm / head) loads and computes EVA-02; a model that would compute something else is refused, saying what to
+    build: no RoPE, another reference grid, no inner LayerNorm in the FFN, the wrong hidden width."""
+    ckpt = _eva_checkpoint('B', 'medft_in21k', grid=6, seed=13)   # a 6x6 pos_embed stands for the 32x32 one
+    model = _eva_vit(pretrain_size=6 * 16)
+    rep = load_pretrained(model, {'model': ckpt})
+    assert rep.missing == [] and set(rep.dropped) >= {'fc_norm.weight', 'head.weight', 'head.bias'}
+    x = torch.randn(1, 3, 140, 140, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(upsample_patches(x, 14, 16)), eva02_reference(ckpt, x, HEADS),
+                                   rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match='rope=True, rope_ref_grid=16'):
+        load_pretrained(_eva_vit(rope=False), ckpt)
+    no_tables = {k: v for k, v in ckpt.items() if 'rope.' not in k}   # EVA-02 all the same: RoPE required
+    with pytest.raises(ValueError, match='rope=True, rope_ref_grid=16'):
+        load_pretrained(_eva_vit(rope=False), no_tables)
+    assert any('not checked' in n for n in load_pretrained(_eva_vit(pretrain_size=6 * 16), no_tables).notes)
+    with pytest.raises(ValueError, match='reference grid 16 for a 32-wide grid'):
+        load_pretrained(_eva_vit(rope_ref_grid=14), ckpt)
+    with pytest.raises(ValueError, match="ffn='swiglu_ln'"):
+        load_pretrained(_eva_vit('swiglu'), ckpt)
+    with pytest.raises(ValueError, match='mlp_ratio'):
+        load_pretrained(_eva_vit(mlp_ratio=4.0), ckpt)
+
+
+def test_qv_bias_and_full_bias_load_the_same_model():
+    """qkv_bias='qv' keeps EVA-02's fixed zero k bias; qkv_bias=True takes the same weights with a zero k third and
+    computes the same; a checkpoint with a k bias refuses to go into a 'qv' model."""
+    ckpt = _eva_checkpoint('B', seed=14)
+    qv, full = _eva_vit(), _eva_vit(qkv_bias=True)
+    assert 'blocks.0.attn.q_bias' in qv.state_dict() and 'blocks.0.attn.qkv.bias' not in qv.state_dict()
+    rep = load_pretrained(qv, ckpt)
+    assert any("qkv_bias='qv'" in n for n in rep.notes)
+    load_pretrained(full, ckpt)
+    assert full.blocks[0].attn.qkv.bias[C:2 * C].abs().max() == 0
+    x = torch.randn(1, 3, 64, 96, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(qv(x), full(x), rtol=1e-12, atol=1e-12)
+    deit = {f'vit.{k}': v for k, v in full.state_dict().items()}
+    deit['vit.blocks.0.attn.qkv.bias'] = torch.ones(3 * C, dtype=torch.float64)
+    with pytest.raises(ValueError, match='qkv_bias=True'):
+        load_pretrained(_eva_vit(), deit)
+
+
+def test_attention_sub_ln_is_an_option_and_refused_when_missing():
+    """``attn.inner_attn_ln`` (EVA-02-CLIP's LayerNorm of the attention output; not in the MIM / ImageNet releases)
+    loads into ``attn_norm=True`` and computes the reference; a ViT without it is refused, saying what to build."""
+    ckpt = _eva_checkpoint('B', seed=15)
+    for i in range(DEPTH):
+        ckpt[f'blocks.{i}.attn.inner_attn_ln.weight'] = 1 + 0.1 * torch.randn(C, dtype=torch.float64)
+        ckpt[f'blocks.{i}.attn.inner_attn_ln.bias'] = 0.1 * torch.randn(C, dtype=torch.float64)
+    model = _eva_vit(attn_norm=True)
+    rep = load_pretrained(model, ckpt)
+    assert rep.missing == [] and rep.unexpected == []
+    x = torch.randn(1, 3, 112, 112, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(upsample_patches(x, 14, 16)), eva02_reference(ckpt, x, HEADS),
+                                   rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match='attn_norm=True'):
+        load_pretrained(_eva_vit(), ckpt)

@@ -83,7 +83,7 @@ EXPECTED_ROWS = {
     'A2': ['0', '1', '2', '4', '6'],
     'A3': ['Global (Vaswani 2017)', 'CSwin (Dong 2021)', 'Pale (Wu 2022)', 'Deformable (Zhu 2020)'],
     'T3': [('ViT-Adapter-B', 'ImageNet-1K (DeiT-B)'), ('ViT-Adapter-B', 'ImageNet-22K (AugReg-B)'),
-           ('ViT-Adapter-B', 'Multi-modal (Uni-Perceiver-B)'), None, None],  # DINOv2-B, MAE-B: beyond the paper
+           ('ViT-Adapter-B', 'Multi-modal (Uni-Perceiver-B)'), None, None, None],  # DINOv2-B, MAE-B, EVA-02-B: beyond
     'T1': ['ViT-T', 'ViT-Adapter-T', 'ViT-S', 'ViT-Adapter-S', 'ViT-B', 'ViT-Adapter-B', 'ViT-L (IN-22K)',
            'ViT-Adapter-L (IN-22K)'],
     'T4': [('ViT-T', 'IN-1K'), ('ViT-Adapter-T', 'IN-1K'), ('ViT-S', 'IN-1K'), ('ViT-Adapter-S', 'IN-1K'),
@@ -252,13 +252,15 @@ def test_param_footnotes_in_the_paper_profile(tmp_path):
 
 
 def test_pretrain_table_marks_the_rows_beyond_the_paper(tmp_path):
-    """T3's DINOv2-B and MAE-B rows (grid runs dinov2_lvd142m, mae_in1k) have no paper row: labelled and noted."""
+    """T3's DINOv2-B, MAE-B and EVA-02-B rows (grid runs dinov2_lvd142m, mae_in1k, eva02_in21k) have no paper row:
+    labelled and noted."""
     from experiments.grids import get_grid
     layout = LAYOUTS['pretrain'][0]
     assert {r.runs[''] for r in layout.rows} == set(get_grid('pretrain').names)
     res = collect_grid('pretrain', 'tiny', tmp_path, expected=[])
     df, notes = build_table(res, layout)
     md = to_markdown(df, layout, notes, 'tiny')
-    for label in ('LVD-142M (DINOv2-B/14) [beyond the paper]', 'ImageNet-1K, MAE (MAE-B) [beyond the paper]'):
+    for label in ('LVD-142M (DINOv2-B/14) [beyond the paper]', 'ImageNet-1K, MAE (MAE-B) [beyond the paper]',
+                  'ImageNet-21K, MIM (EVA-02-B/14) [beyond the paper]'):
         assert f'| {label} |' in md and f'{label}: no such row in paper table T3' in md
-    assert md.count('[beyond the paper]') >= 2 and 'ImageNet-1K (DeiT-B) [beyond' not in md
+    assert md.count('[beyond the paper]') >= 3 and 'ImageNet-1K (DeiT-B) [beyond' not in md

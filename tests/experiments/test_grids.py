@@ -6,7 +6,7 @@ EXPECTED = {
     'components': ['baseline', 'spm_add', 'spm_injector', 'full'],
     'N': ['N0', 'N1', 'N2', 'N4', 'N6'],
     'attention': ['global', 'cswin', 'pale', 'deformable'],
-    'pretrain': ['deit_in1k', 'augreg_in22k', 'uniperceiver_mm', 'dinov2_lvd142m', 'mae_in1k'],
+    'pretrain': ['deit_in1k', 'augreg_in22k', 'uniperceiver_mm', 'dinov2_lvd142m', 'mae_in1k', 'eva02_in21k'],
     'main-det': [f'maskrcnn_{s}_{k}_{z}' for s in ('1x', '3x') for k in ('vit', 'vit_adapter') for z in 'TSBL'],
     'main-seg': [f'{h}_{k}_{z}' for h in ('upernet', 'semfpn') for k in ('vit', 'vit_adapter') for z in 'TSBL'],
 }
@@ -64,7 +64,14 @@ def test_ablation_overrides():
     assert dino.resolved_overrides('paper')['model.backbone.pretrain_size'] == 592 == 37 * 16
     assert dino.resolved_overrides('tiny')['model.backbone.pretrained'] == '@synthetic:dinov2'
     assert pre['mae_in1k'].resolved_overrides('tiny')['model.backbone.pretrained'] == '@synthetic:mae'
-    for name in ('dinov2_lvd142m', 'mae_in1k'):
+    eva = pre['eva02_in21k']
+    for profile in ('paper', 'tiny'):   # EVA-02's blocks in both profiles, its 16x16 grid kept at patch 16
+        o = eva.resolved_overrides(profile)
+        assert o['model.backbone.pretrain_size'] == 256 == 16 * 16 and o['model.backbone.rope_ref_grid'] == 16
+        assert (o['model.backbone.ffn'], o['model.backbone.qkv_bias'], o['model.backbone.rope']) == (
+            'swiglu_ln', 'qv', True)
+    assert eva.resolved_overrides('tiny')['model.backbone.pretrained'] == '@synthetic:eva02'
+    for name in ('dinov2_lvd142m', 'mae_in1k', 'eva02_in21k'):
         assert all('beyond the paper' in n for n in pre[name].notes.values())
     assert not any('beyond' in n for n in pre['deit_in1k'].notes.values())
 

@@ -80,8 +80,8 @@ def test_tiny_pretrain_cells_load_synthesised_checkpoints(tmp_path, synthetic_da
     from mmdet.registry import MODELS
     specs = {s.name: s for s in get_grid('pretrain').runs(1)}
     for name, fmt in (('deit_in1k', 'deit'), ('augreg_in22k', 'augreg'), ('uniperceiver_mm', 'uniperceiver'),
-                      ('dinov2_lvd142m', 'dinov2'), ('mae_in1k', 'mae')):
-        ext = '.npz' if fmt == 'augreg' else '.pth'
+                      ('dinov2_lvd142m', 'dinov2'), ('mae_in1k', 'mae'), ('eva02_in21k', 'eva02')):
+        ext = {'augreg': '.npz', 'eva02': '.pt'}.get(fmt, '.pth')
         rdir, _ = launch.prepare_run(specs[name], 'tiny', tmp_path, {}, 'cmd', dry_run=False)
         manifest = json.loads((rdir / rd.MANIFEST).read_text())
         path = manifest['overrides']['model.backbone.pretrained']
@@ -94,7 +94,7 @@ def test_tiny_pretrain_cells_load_synthesised_checkpoints(tmp_path, synthetic_da
         _, sd = synthesize(fmt, tmp_path / 'again', dict(cfg.model.backbone))
         own = model.backbone.vit.state_dict()
         assert all(torch.allclose(own[k], v, atol=1e-6) for k, v in sd.items())
-        assert model.backbone.vit.post_norm == (fmt == 'uniperceiver')
+        assert model.backbone.vit.post_norm == (fmt == 'uniperceiver') and model.backbone.vit.rope == (fmt == 'eva02')
 
 
 def test_resume_refuses_malicious_checkpoint(tmp_path, synthetic_data, monkeypatch):
