@@ -83,6 +83,12 @@ class ViTAdapter(PyramidBackbone):
         init_gamma: initial injector gamma (0 keeps the pre-trained ViT untouched at start).
         freeze_vit: freeze the ViT parameters (and keep it in eval mode).
         post_norm, embed_norm: Uni-Perceiver's BERT layout of the ViT (post-norm blocks, normed embeddings).
+        class_token, abs_pos_embed, qkv_bias: BEiT's layout of the ViT (see ``VisionTransformer``): the official
+            BEiT-Adapter carries BEiT's class token through the ViT blocks (not through the injectors and
+            extractors, which see the grid tokens only), has no absolute position embedding and BEiT's q / v
+            biases: ``class_token=True, abs_pos_embed=False, qkv_bias='qv', rel_pos_bias=True``, with
+            ``pretrain_size`` = BEiT's ``img_size`` (the grid of the relative position tables). Its layer scale and
+            injector gammas start at ``init_values`` (1e-6): ``layer_scale_init=1e-6, init_gamma=1e-6``.
         arch overrides: any preset field (embed_dim, depth, num_heads, deform_heads, deform_ratio,
             conv_inplane, n_points, cffn_ratio) may also be passed as a keyword.
     """
@@ -96,7 +102,8 @@ class ViTAdapter(PyramidBackbone):
                  vit_feature_source: str = 'final',
                  interaction_indexes: Optional[List[List[int]]] = None, stripe_width: int = 2,
                  init_gamma: float = 0.0, freeze_vit: bool = False,
-                 post_norm: bool = False, embed_norm: bool = False, **arch_overrides):
+                 post_norm: bool = False, embed_norm: bool = False, class_token: bool = False,
+                 abs_pos_embed: bool = True, qkv_bias: Union[bool, str] = True, **arch_overrides):
         super().__init__()
         cfg = resolve_arch('ViTAdapter', arch, arch_overrides)
         if variant == 'baseline' or n_interactions == 0:
@@ -114,7 +121,8 @@ class ViTAdapter(PyramidBackbone):
         self.vit_feature_source, self.variant, self.attn_type = vit_feature_source, variant, attn_type
         self._build_vit(cfg, drop_path_rate, pretrain_size, freeze_vit, layer_scale_init=layer_scale_init,
                         window_attn=window_attn, window_size=window_size, rel_pos_bias=rel_pos_bias,
-                        with_cp=with_cp, post_norm=post_norm, embed_norm=embed_norm)
+                        with_cp=with_cp, post_norm=post_norm, embed_norm=embed_norm, class_token=class_token,
+                        abs_pos_embed=abs_pos_embed, qkv_bias=qkv_bias)
         dim, depth = cfg['embed_dim'], cfg['depth']
         self.with_cp = with_cp
         self.indexes = (interaction_indexes if interaction_indexes is not None
@@ -177,11 +185,12 @@ class ViTAdapter(PyramidBackbone):
         for blk, (first, last) in zip(self.interactions, ((p[0], p[-1]) for p in self.indexes)):
             tokens, c = blk(tokens, hw, c, c_shapes, self.vit, first, last + 1, collect)
             vit_maps.append(self.vit.to_map(tokens, hw))
+        grid_tokens = self.vit.split_prefix(tokens, hw)[1]
         for ex in self.extra_extractors:
             if self.with_cp and self.training and c.requires_grad:
-                c = checkpoint(ex, c, c_shapes, tokens, [hw], use_reentrant=False)
+                c = checkpoint(ex, c, c_shapes, grid_tokens, [hw], use_reentrant=False)
             else:
-                c = ex(c, c_shapes, tokens, [hw])
+                c = ex(c, c_shapes, grid_tokens, [hw])
         sizes = [h * w for h, w in c_shapes]
         c2, c3, c4 = [self.vit.to_map(t, hw) for t, hw in zip(c.split(sizes, dim=1), c_shapes)]
         c1 = self.up(c2) + c1

@@ -52,8 +52,9 @@ class ViTBaseline(PyramidBackbone):
     Args:
         arch: 'T' | 'S' | 'B' | 'L' | 'tiny' or a dict of preset fields; keyword overrides of the ViT fields
             (embed_dim, depth, num_heads) are accepted.
-        window_attn, window_size, layer_scale_init, rel_pos_bias, with_cp, post_norm, embed_norm: the ViT's
-            (see ``VisionTransformer``); the official baseline has layer scale 1.0 like the adapter's ViT.
+        window_attn, window_size, layer_scale_init, rel_pos_bias, with_cp, post_norm, embed_norm, class_token,
+            abs_pos_embed, qkv_bias: the ViT's (see ``VisionTransformer``); the official baseline has layer scale
+            1.0 like the adapter's ViT (BEiT's layout: see ``ViTAdapter``).
         drop_path_rate, pretrain_size: None for the preset's value.
         pretrained: ViT checkpoint loaded into ``self.vit``.
         freeze_vit: freeze the ViT (and keep it in eval mode).
@@ -64,7 +65,9 @@ class ViTBaseline(PyramidBackbone):
                  window_size: int = 14, drop_path_rate: Optional[float] = None, with_cp: bool = False,
                  pretrained: Optional[str] = None, pretrain_size: Optional[int] = None,
                  layer_scale_init: Optional[float] = 1.0, rel_pos_bias: bool = False, freeze_vit: bool = False,
-                 up_norm: NormSpec = 'GN', post_norm: bool = False, embed_norm: bool = False, **arch_overrides):
+                 up_norm: NormSpec = 'GN', post_norm: bool = False, embed_norm: bool = False,
+                 class_token: bool = False, abs_pos_embed: bool = True, qkv_bias: Union[bool, str] = True,
+                 **arch_overrides):
         super().__init__()
         cfg = resolve_arch('ViTBaseline (a plain ViT: adapter arguments do not apply)', arch, arch_overrides,
                            allowed=[f for f in VIT_FIELDS if f not in ('drop_path_rate', 'pretrain_size')])
@@ -73,7 +76,8 @@ class ViTBaseline(PyramidBackbone):
             raise ValueError(f'the baseline takes the ends of the four quarters: depth {depth} must be divisible by 4')
         self._build_vit(cfg, drop_path_rate, pretrain_size, freeze_vit, layer_scale_init=layer_scale_init,
                         window_attn=window_attn, window_size=window_size, rel_pos_bias=rel_pos_bias,
-                        with_cp=with_cp, post_norm=post_norm, embed_norm=embed_norm)
+                        with_cp=with_cp, post_norm=post_norm, embed_norm=embed_norm, class_token=class_token,
+                        abs_pos_embed=abs_pos_embed, qkv_bias=qkv_bias)
         self.n_interactions = 0
         self.quarter_ends = [depth // 4 * (i + 1) - 1 for i in range(4)]
         self.pyramid = SimplePyramid(cfg['embed_dim'], up_norm=up_norm)

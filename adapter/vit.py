@@ -4,7 +4,8 @@ Patch 16, qkv bias, MLP ratio 4, stochastic-depth ramp, optional layer scale (th
 it, initialised to 1.0), absolute position embedding stored for the pre-training grid and resized bicubically to
 the input grid, optional window attention (q/k/v projected, then zero-padded to a window multiple, no masking, as
 the official ViT-Adapter ``WindowedAttention``), optional BEiT-style relative position bias, optional gradient
-checkpointing.
+checkpointing. BEiT's layout as options: no absolute position embedding (``abs_pos_embed=False``), separate q / v biases
+without a k bias (``qkv_bias='qv'``), and with a class token the relative position bias's three class entries.
 
 References:
     Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021; Touvron et al., "DeiT", ICML 2021;
@@ -55,15 +56,17 @@ def resize_rel_pos_table(table: torch.Tensor, dst_hw: HW) -> torch.Tensor:
     return F.interpolate(table[None].float(), size=size, mode='bicubic', align_corners=False)[0].to(table.dtype)
 
 
-def rel_pos_bias(table: torch.Tensor, hw: HW) -> torch.Tensor:
-    """Relative-position bias for an (h, w) token grid.
+def rel_pos_bias(table: torch.Tensor, hw: HW, cls: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Relative-position bias for an (h, w) token grid, optionally preceded by one class token.
 
     Args:
         table: (heads, 2Gh-1, 2Gw-1), resized to (2h-1, 2w-1) when the grid differs.
         hw: (h, w).
+        cls: (heads, 3) BEiT's class-token entries, in BEiT's table order: class query -> patch keys, patch
+            queries -> class key, class -> class. None: no class token.
 
     Returns:
-        (heads, h*w, h*w)
+        (heads, h*w, h*w), or (heads, 1 + h*w, 1 + h*w) with ``cls`` (the class token first).
     """
     h, w = hw
     table = resize_rel_pos_table(table, hw)
@@ -72,7 +75,14 @@ def rel_pos_bias(table: torch.Tensor, hw: HW) -> torch.Tensor:
     ys, xs = ys.flatten(), xs.flatten()
     dy = ys[:, None] - ys[None, :] + h - 1
     dx = xs[:, None] - xs[None, :] + w - 1
-    return table[:, dy, dx]
+    bias = table[:, dy, dx]
+    if cls is None:
+        return bias
+    heads, n = bias.shape[0], h * w
+    cls = cls.to(bias.dtype)
+    top = torch.cat([cls[:, 2:3], cls[:, 0:1].expand(heads, n)], 1)[:, None]      # (heads, 1, 1 + n)
+    rest = torch.cat([cls[:, 1:2, None].expand(heads, n, 1), bias], 2)            # (heads, n, 1 + n)
+    return torch.cat([top, rest], 1)
 
 
 class DropPath(nn.Module):
@@ -120,26 +130,53 @@ class PatchEmbed(nn.Module):
         return x.flatten(2).transpose(1, 2).contiguous(), hw
 
 
+QKV_BIAS = (True, False, 'qv')
+
+
+def check_qkv_bias(qkv_bias) -> Union[bool, str]:
+    """``qkv_bias`` as given when it is one of ``QKV_BIAS`` (True: one bias on the fused qkv projection; False:
+    none; 'qv': BEiT's separate q and v biases, no k bias), else a ValueError."""
+    if isinstance(qkv_bias, str) and qkv_bias == 'qv':
+        return 'qv'
+    if isinstance(qkv_bias, bool):
+        return qkv_bias
+    raise ValueError(f"qkv_bias must be True, False or 'qv' (BEiT's q / v biases without a k bias), got {qkv_bias!r}")
+
+
 class Attention(nn.Module):
     """Multi-head self-attention, global or windowed, with optional relative position bias.
 
     Args:
         dim: channels C.
         num_heads: heads; C must be divisible by it.
-        qkv_bias: bias on the qkv projection.
+        qkv_bias: True: a bias on the fused qkv projection (``qkv.bias``); False: none; 'qv': BEiT's layout,
+            ``qkv`` without bias plus ``q_bias`` and ``v_bias`` (the k bias is fixed at zero; a k bias adds the same
+            q.b to every logit of a query, so it never changes the attention).
         window_size: 0 for global attention, else the side of the square windows (the projected q/k/v map is
             zero-padded to a multiple).
         rel_pos_grid: (Gh, Gw) of a learned relative-position table (heads, 2Gh-1, 2Gw-1), or None for no bias.
             The table is resized bicubically to the attended grid (the window, or the whole map).
+        rel_pos_cls: with ``rel_pos_grid``, BEiT's three class-token entries ``rel_pos_cls`` (heads, 3): class
+            query -> patch keys, patch queries -> class key, class -> class. The attended sequence is then one
+            class token followed by the grid (global attention only).
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, window_size: int = 0,
-                 rel_pos_grid: Optional[HW] = None):
+    def __init__(self, dim: int, num_heads: int, qkv_bias: Union[bool, str] = True, window_size: int = 0,
+                 rel_pos_grid: Optional[HW] = None, rel_pos_cls: bool = False):
         super().__init__()
         if dim % num_heads != 0:
             raise ValueError(f'Attention: dim={dim} must be divisible by num_heads={num_heads}')
+        qkv_bias = check_qkv_bias(qkv_bias)
+        if rel_pos_cls and (rel_pos_grid is None or window_size):
+            raise ValueError('rel_pos_cls (the class-token entries of the relative position bias) needs a '
+                             'relative position table and global attention')
         self.num_heads, self.window_size = num_heads, int(window_size or 0)
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias is True)
+        if qkv_bias == 'qv':
+            self.q_bias = nn.Parameter(torch.zeros(dim))
+            self.v_bias = nn.Parameter(torch.zeros(dim))
+        else:
+            self.q_bias = self.v_bias = None
         self.proj = nn.Linear(dim, dim)
         if rel_pos_grid is not None:
             gh, gw = rel_pos_grid
@@ -147,15 +184,31 @@ class Attention(nn.Module):
             nn.init.trunc_normal_(self.rel_pos_table, std=0.02)
         else:
             self.rel_pos_table = None
+        self.rel_pos_cls = None
+        if rel_pos_cls:  # drawn after the table, so models without it draw the same random numbers as before
+            self.rel_pos_cls = nn.Parameter(torch.zeros(num_heads, 3))
+            nn.init.trunc_normal_(self.rel_pos_cls, std=0.02)
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) -> (B, N, 3C) q/k/v; BEiT's layout assembles the bias (q_bias, 0, v_bias)."""
+        if self.q_bias is None:
+            return self.qkv(x)
+        bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
+        return F.linear(x, self.qkv.weight, bias)
 
     def _attend(self, qkv: torch.Tensor, hw: HW) -> torch.Tensor:
-        """qkv: projected (B, h*w, 3C) of an (h, w) grid -> attention output (B, h*w, C), before ``proj``."""
+        """qkv: projected (B, P + h*w, 3C) of P prefix tokens and an (h, w) grid -> attention output
+        (B, P + h*w, C), before ``proj``. A relative position bias needs P = 0, or P = 1 with ``rel_pos_cls``."""
         b, n, c3 = qkv.shape
         c = c3 // 3
         qkv = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         bias = None
         if self.rel_pos_table is not None:
-            bias = rel_pos_bias(self.rel_pos_table, hw)[None].to(qkv.dtype)
+            prefix = n - hw[0] * hw[1]
+            if prefix not in ((0, 1) if self.rel_pos_cls is not None else (0,)):
+                raise ValueError(f'relative position bias over {prefix} prefix token(s): only one class token with '
+                                 'rel_pos_cls is supported')
+            bias = rel_pos_bias(self.rel_pos_table, hw, self.rel_pos_cls if prefix else None)[None].to(qkv.dtype)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias)
         return out.transpose(1, 2).reshape(b, n, c)
 
@@ -166,7 +219,7 @@ class Attention(nn.Module):
         window (as the official ViT-Adapter ``WindowedAttention``): padded positions are zero keys and values that
         still take part in each window's softmax (logit 0), and their outputs are cropped.
         """
-        qkv = self.qkv(x)
+        qkv = self._project(x)
         if not self.window_size:
             return self.proj(self._attend(qkv, hw))
         b, _, c3 = qkv.shape
@@ -227,16 +280,16 @@ class Block(nn.Module):
     then norm2(x + mlp x) (the BERT layout of Uni-Perceiver). ``ffn='swiglu'``: the FFN is ``SwiGLU``.
     """
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: Union[bool, str] = True,
                  drop_path: float = 0.0, layer_scale_init: Optional[float] = None, window_size: int = 0,
                  rel_pos_grid: Optional[HW] = None, norm: str = 'LN', act: str = 'GELU', post_norm: bool = False,
-                 ffn: str = 'mlp'):
+                 ffn: str = 'mlp', rel_pos_cls: bool = False):
         super().__init__()
         if ffn not in FFN_TYPES:
             raise ValueError(f'unknown ffn {ffn!r}; choose one of {FFN_TYPES}')
         self.post_norm = post_norm
         self.norm1 = get_token_norm(norm, dim)
-        self.attn = Attention(dim, num_heads, qkv_bias, window_size, rel_pos_grid)
+        self.attn = Attention(dim, num_heads, qkv_bias, window_size, rel_pos_grid, rel_pos_cls)
         self.ls1 = LayerScale(dim, layer_scale_init) if layer_scale_init is not None else nn.Identity()
         self.norm2 = get_token_norm(norm, dim)
         self.mlp = (Mlp(dim, int(dim * mlp_ratio), act) if ffn == 'mlp'
@@ -296,14 +349,22 @@ class VisionTransformer(nn.Module):
         ffn: 'mlp' (fc1 -> act -> fc2) or 'swiglu' (DINOv2 ViT-g's fused SwiGLU, ``w12`` / ``w3``, hidden width
             ``swiglu_hidden(embed_dim, mlp_ratio)``).
         class_token: carry a class token in front of the patch tokens through the blocks (``cls_token``, its
-            position embedding included: DINOv2 / MAE add ``pos_embed[:, 0]`` to it, a constant).
+            position embedding included: DINOv2 / MAE add ``pos_embed[:, 0]`` to it, a constant). With
+            ``rel_pos_bias`` every block also learns BEiT's three class-token entries of the relative position
+            bias (``attn.rel_pos_cls``, (heads, 3)), as BEiT and the official BEiT-Adapter.
         num_register_tokens: carry this many register tokens after the class token (DINOv2 "with registers":
             ``register_tokens``, no position embedding).
+        abs_pos_embed: learn an absolute position embedding (``pos_embed``). False: none (BEiT's
+            ``use_abs_pos_emb=False``; its position information is the relative position bias alone), and
+            ``pretrain_size`` then only sizes the relative position tables (BEiT's ``img_size``).
+        qkv_bias: True (one bias on the fused qkv projection), False, or 'qv' (BEiT: ``attn.q_bias`` and
+            ``attn.v_bias``, no k bias; see ``Attention``).
 
     Prefix tokens (class, registers) take part in every block's attention but are kept out of the spatial map:
     ``embed`` returns (B, P + H/p*W/p, C) tokens with the P prefix tokens first, and ``to_map`` drops them. They
-    need global attention without relative position bias (windows and the BEiT table index a grid) and are
-    refused with those options. Defaults (0 prefix tokens, 'mlp') build the network described above unchanged.
+    need global attention (windows index a grid); with the relative position bias only one class token is
+    possible (BEiT's class entries), so registers are refused with it. Defaults (0 prefix tokens, 'mlp', an
+    absolute position embedding, a fused qkv bias) build the network described above unchanged.
     """
 
     def __init__(self, embed_dim: int = 768, depth: int = 12, num_heads: int = 12, patch_size: int = 16,
@@ -311,7 +372,8 @@ class VisionTransformer(nn.Module):
                  layer_scale_init: Optional[float] = None, window_attn: Union[bool, Sequence[bool]] = False,
                  window_size: int = 14, pretrain_size: Union[int, HW] = 224, rel_pos_bias: bool = False,
                  with_cp: bool = False, in_chans: int = 3, act: str = 'GELU', post_norm: bool = False,
-                 embed_norm: bool = False, ffn: str = 'mlp', class_token: bool = False, num_register_tokens: int = 0):
+                 embed_norm: bool = False, ffn: str = 'mlp', class_token: bool = False, num_register_tokens: int = 0,
+                 abs_pos_embed: bool = True):
         super().__init__()
         ps = (pretrain_size, pretrain_size) if isinstance(pretrain_size, int) else tuple(pretrain_size)
         self.embed_dim, self.depth, self.num_heads, self.patch_size = embed_dim, depth, num_heads, patch_size
@@ -324,20 +386,26 @@ class VisionTransformer(nn.Module):
         if num_register_tokens < 0:
             raise ValueError(f'num_register_tokens must be >= 0, got {num_register_tokens}')
         self.num_prefix_tokens = int(bool(class_token)) + int(num_register_tokens)
-        if self.num_prefix_tokens and (any(self.window_flags) or rel_pos_bias):
-            raise ValueError('class / register tokens need global attention without relative position bias: '
-                             'build the ViT with window_attn=False, rel_pos_bias=False, or without prefix tokens '
+        if self.num_prefix_tokens and (any(self.window_flags) or (rel_pos_bias and num_register_tokens)):
+            raise ValueError('class / register tokens need global attention without relative position bias (one '
+                             'class token alone may have it: BEiT\'s class entries): build the ViT with '
+                             'window_attn=False, rel_pos_bias=False or no registers, or without prefix tokens '
                              '(class_token=False, num_register_tokens=0; the loader then drops them)')
+        self.qkv_bias = check_qkv_bias(qkv_bias)
         self.ffn = ffn
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.pretrain_grid[0] * self.pretrain_grid[1], embed_dim))
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if abs_pos_embed:
+            self.pos_embed = nn.Parameter(torch.zeros(1, self.pretrain_grid[0] * self.pretrain_grid[1], embed_dim))
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        else:
+            self.pos_embed = None
         dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear ramp 0 -> rate
         self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i], layer_scale_init,
+            Block(embed_dim, num_heads, mlp_ratio, self.qkv_bias, dpr[i], layer_scale_init,
                   window_size if self.window_flags[i] else 0,
                   ((window_size, window_size) if self.window_flags[i] else self.pretrain_grid)
-                  if rel_pos_bias else None, act=act, post_norm=post_norm, ffn=ffn)
+                  if rel_pos_bias else None, act=act, post_norm=post_norm, ffn=ffn,
+                  rel_pos_cls=bool(rel_pos_bias and class_token))
             for i in range(depth)])
         self.embed_norm = get_token_norm('LN', embed_dim) if embed_norm else None
         self.apply(self._init_weights)
@@ -363,7 +431,8 @@ class VisionTransformer(nn.Module):
         """(B, 3, H, W) -> tokens (B, P + H/16 * W/16, C) with position embedding added, and the grid; the P prefix
         tokens (class, registers; none by default) come first."""
         tokens, hw = self.patch_embed(x)
-        tokens = tokens + resize_pos_embed(self.pos_embed, self.pretrain_grid, hw)
+        if self.pos_embed is not None:
+            tokens = tokens + resize_pos_embed(self.pos_embed, self.pretrain_grid, hw)
         if self.embed_norm is not None:
             tokens = self.embed_norm(tokens)
         if self.num_prefix_tokens:
@@ -382,6 +451,11 @@ class VisionTransformer(nn.Module):
             if collect is not None:
                 collect.append(x)
         return x
+
+    def split_prefix(self, x: torch.Tensor, hw: HW) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
+        """(B, P + H*W, C) -> (the P prefix tokens (B, P, C) or None when there are none, the grid tokens)."""
+        p = x.shape[1] - hw[0] * hw[1]
+        return (x[:, :p], x[:, p:]) if p else (None, x)
 
     def to_map(self, x: torch.Tensor, hw: HW) -> torch.Tensor:
         """(B, H*W, C) -> (B, C, H, W), a channels-last view of the tokens (no copy). With prefix tokens, a
