@@ -266,6 +266,21 @@ def _beit_table(t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     return t[:n].t().reshape(t.shape[1], side, side).contiguous(), t[n:].t().contiguous()
 
 
+def beit_relative_position_index(grid: int) -> torch.Tensor:
+    """BEiT's ``relative_position_index`` buffer (G*G + 1, G*G + 1) for a G x G grid after one class token: a pair
+    of grid tokens reads row (dy + G - 1) * (2G - 1) + (dx + G - 1) of the table (dy, dx = query - key), the class
+    query row T - 3, the class key column T - 2, class -> class T - 1 (T = (2G - 1)^2 + 3 rows)."""
+    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing='ij')
+    ys, xs = ys.flatten(), xs.flatten()
+    rows = (2 * grid - 1) ** 2 + 3
+    idx = torch.empty(grid * grid + 1, grid * grid + 1, dtype=torch.long)
+    idx[1:, 1:] = (ys[:, None] - ys[None, :] + grid - 1) * (2 * grid - 1) + (xs[:, None] - xs[None, :] + grid - 1)
+    idx[0, :] = rows - 3
+    idx[1:, 0] = rows - 2
+    idx[0, 0] = rows - 1
+    return idx
+
+
 def beit_offsets(src: int, dst: int) -> Tuple[np.ndarray, np.ndarray, float]:
     """Where the official BEiT loader puts a relative-position table's entries when it resizes a table side.
 
