@@ -176,7 +176,8 @@ LAYOUTS['det-frameworks'] = (T2,)
 
 #: Table 6's ViT-Adapter-L Mask2Former (IN-22K supervised, 640, 160k): why our #Param is above the paper's 438M.
 M2F_NOTE = ("Mask2Former L: the official Mask2Former ViT-Adapter-L head (width 1024, as its BEiT-L config, whose "
-            "README counts 568M); no official config or count gives the paper's 438M for the AugReg-L row")
+            "README counts 568M: 568.20M built here with BEiT-L); no official config or count gives the paper's 438M "
+            "for the AugReg-L row")
 T5 = Layout(
     key='T5', grid='sota', caption='HTC++ on COCO val2017 (single-scale; +MS and test-dev not evaluated)',
     baseline=None,
