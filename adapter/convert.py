@@ -147,7 +147,7 @@ def convert_to_official(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     from .checkpoint import beit_relative_position_index
     n = len({m[1] for k in sd for m in [re.match(r'backbone\.interactions\.(\d+)\.', k)] if m})
     beit = is_beit(sd)
-    out = {}
+    out, index = {}, {}
     for key, value in sd.items():
         if key.endswith('attn.rel_pos_cls'):
             continue
@@ -156,7 +156,11 @@ def convert_to_official(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
             grid = (value.shape[1] + 1) // 2
             base = re.sub(r'^backbone\.vit\.', 'backbone.', key[:-len('rel_pos_table')])
             out[base + 'relative_position_bias_table'] = torch.cat([value.flatten(1).t(), cls.t()])
-            out[base + 'relative_position_index'] = beit_relative_position_index(grid).to(value.device)
+            if (grid, value.device) not in index:  # one buffer per grid, shared by the blocks (as values)
+                index[grid, value.device] = (
+                    torch.empty((grid * grid + 1,) * 2, dtype=torch.long, device='meta') if value.is_meta
+                    else beit_relative_position_index(grid).to(value.device))
+            out[base + 'relative_position_index'] = index[grid, value.device]
             continue
         for pattern, fn in _TO_OFFICIAL:
             m = re.fullmatch(pattern, key)
