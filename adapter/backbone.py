@@ -83,6 +83,12 @@ class ViTAdapter(PyramidBackbone):
         init_gamma: initial injector gamma (0 keeps the pre-trained ViT untouched at start).
         freeze_vit: freeze the ViT parameters (and keep it in eval mode).
         post_norm, embed_norm: Uni-Perceiver's BERT layout of the ViT (post-norm blocks, normed embeddings).
+        class_token, abs_pos_embed, qkv_bias: BEiT's layout of the ViT (see ``VisionTransformer``): the official
+            BEiT-Adapter carries BEiT's class token through the ViT blocks (not through the injectors and
+            extractors, which see the grid tokens only), has no absolute position embedding and BEiT's q / v
+            biases: ``class_token=True, abs_pos_embed=False, qkv_bias='qv', rel_pos_bias=True``, with
+            ``pretrain_size`` = BEiT's ``img_size`` (the grid of the relative position tables). Its layer scale and
+            injector gammas start at ``init_values`` (1e-6): ``layer_scale_init=1e-6, init_gamma=1e-6``.
         ffn, mlp_ratio, qkv_bias, rope, rope_ref_grid, attn_norm: the ViT's block layout (``VisionTransformer``);
             EVA-02-B/L: ``ffn='swiglu_ln', mlp_ratio=4 * 2 / 3, qkv_bias='qv', rope=True, rope_ref_grid=16``.
         compile: ``torch.compile`` the forward: None/False (eager, default), True (torch.compile's defaults) or a
@@ -103,7 +109,7 @@ class ViTAdapter(PyramidBackbone):
                  init_gamma: float = 0.0, freeze_vit: bool = False,
                  post_norm: bool = False, embed_norm: bool = False, ffn: str = 'mlp', mlp_ratio: float = 4.0,
                  qkv_bias: Union[bool, str] = True, rope: bool = False, rope_ref_grid: Optional[int] = None,
-                 attn_norm: bool = False, compile=None,
+                 attn_norm: bool = False, class_token: bool = False, abs_pos_embed: bool = True, compile=None,
                  **arch_overrides):
         super().__init__()
         cfg = resolve_arch('ViTAdapter', arch, arch_overrides)
@@ -123,7 +129,8 @@ class ViTAdapter(PyramidBackbone):
         self._build_vit(cfg, drop_path_rate, pretrain_size, freeze_vit, layer_scale_init=layer_scale_init,
                         window_attn=window_attn, window_size=window_size, rel_pos_bias=rel_pos_bias,
                         with_cp=with_cp, post_norm=post_norm, embed_norm=embed_norm, ffn=ffn, mlp_ratio=mlp_ratio,
-                        qkv_bias=qkv_bias, rope=rope, rope_ref_grid=rope_ref_grid, attn_norm=attn_norm)
+                        qkv_bias=qkv_bias, rope=rope, rope_ref_grid=rope_ref_grid, attn_norm=attn_norm,
+                        class_token=class_token, abs_pos_embed=abs_pos_embed)
         dim, depth = cfg['embed_dim'], cfg['depth']
         self.with_cp = with_cp
         self.indexes = (interaction_indexes if interaction_indexes is not None
@@ -186,11 +193,12 @@ class ViTAdapter(PyramidBackbone):
         for blk, (first, last) in zip(self.interactions, ((p[0], p[-1]) for p in self.indexes)):
             tokens, c = blk(tokens, hw, c, c_shapes, self.vit, first, last + 1, collect)
             vit_maps.append(self.vit.to_map(tokens, hw))
+        grid_tokens = self.vit.split_prefix(tokens, hw)[1]
         for ex in self.extra_extractors:
             if self.with_cp and self.training and c.requires_grad:
-                c = checkpoint(ex, c, c_shapes, tokens, [hw], use_reentrant=False)
+                c = checkpoint(ex, c, c_shapes, grid_tokens, [hw], use_reentrant=False)
             else:
-                c = ex(c, c_shapes, tokens, [hw])
+                c = ex(c, c_shapes, grid_tokens, [hw])
         sizes = [h * w for h, w in c_shapes]
         c2, c3, c4 = [self.vit.to_map(t, hw) for t, hw in zip(c.split(sizes, dim=1), c_shapes)]
         c1 = self.up(c2) + c1

@@ -54,8 +54,9 @@ class ViTBaseline(PyramidBackbone):
         arch: 'T' | 'S' | 'B' | 'L' | 'tiny' or a dict of preset fields; keyword overrides of the ViT fields
             (embed_dim, depth, num_heads) are accepted.
         window_attn, window_size, layer_scale_init, rel_pos_bias, with_cp, post_norm, embed_norm, ffn, mlp_ratio,
-            qkv_bias, rope, rope_ref_grid, attn_norm: the ViT's
-            (see ``VisionTransformer``); the official baseline has layer scale 1.0 like the adapter's ViT.
+            qkv_bias, rope, rope_ref_grid, attn_norm, class_token, abs_pos_embed: the ViT's (see
+            ``VisionTransformer``); the official baseline has layer scale 1.0 like the adapter's ViT (BEiT's and
+            EVA-02's layouts: see ``ViTAdapter``).
         drop_path_rate, pretrain_size: None for the preset's value.
         pretrained: ViT checkpoint loaded into ``self.vit``.
         freeze_vit: freeze the ViT (and keep it in eval mode).
@@ -68,7 +69,8 @@ class ViTBaseline(PyramidBackbone):
                  layer_scale_init: Optional[float] = 1.0, rel_pos_bias: bool = False, freeze_vit: bool = False,
                  up_norm: NormSpec = 'GN', post_norm: bool = False, embed_norm: bool = False, ffn: str = 'mlp',
                  mlp_ratio: float = 4.0, qkv_bias: Union[bool, str] = True, rope: bool = False,
-                 rope_ref_grid: Optional[int] = None, attn_norm: bool = False, compile=None,
+                 rope_ref_grid: Optional[int] = None, attn_norm: bool = False, class_token: bool = False,
+                 abs_pos_embed: bool = True, compile=None,
                  **arch_overrides):
         super().__init__()
         cfg = resolve_arch('ViTBaseline (a plain ViT: adapter arguments do not apply)', arch, arch_overrides,
@@ -79,7 +81,8 @@ class ViTBaseline(PyramidBackbone):
         self._build_vit(cfg, drop_path_rate, pretrain_size, freeze_vit, layer_scale_init=layer_scale_init,
                         window_attn=window_attn, window_size=window_size, rel_pos_bias=rel_pos_bias,
                         with_cp=with_cp, post_norm=post_norm, embed_norm=embed_norm, ffn=ffn, mlp_ratio=mlp_ratio,
-                        qkv_bias=qkv_bias, rope=rope, rope_ref_grid=rope_ref_grid, attn_norm=attn_norm)
+                        qkv_bias=qkv_bias, rope=rope, rope_ref_grid=rope_ref_grid, attn_norm=attn_norm,
+                        class_token=class_token, abs_pos_embed=abs_pos_embed)
         self.n_interactions = 0
         self.quarter_ends = [depth // 4 * (i + 1) - 1 for i in range(4)]
         self.pyramid = SimplePyramid(cfg['embed_dim'], up_norm=up_norm)

@@ -9,9 +9,10 @@ Formats, detected from the keys:
   'Transformer/posembed_input/pos_embedding', 'Transformer/encoderblock_N/{LayerNorm_0, LayerNorm_2,
   MultiHeadDotProductAttention_1/{query,key,value,out}, MlpBlock_3/Dense_{0,1}}', 'Transformer/encoder_norm',
   'head', 'pre_logits').
-- ``beit``: BEiT / BEiTv2 ``.pth`` (blocks.N.attn.qkv.weight without bias + q_bias / v_bias,
+- ``beit``: BEiT / BEiTv2 ``.pth`` (cls_token, blocks.N.attn.qkv.weight without bias + q_bias / v_bias,
   attn.relative_position_bias_table ((2Wh-1)(2Ww-1)+3, heads) and relative_position_index, gamma_1 / gamma_2,
-  optional shared rel_pos_bias.*, no absolute position embedding unless use_abs_pos_emb).
+  optional shared rel_pos_bias.*, no absolute position embedding unless use_abs_pos_emb; the fine-tuned releases
+  end in fc_norm + head, the pre-trained ones in norm (+ lm_head, mask_token)).
 - ``uniperceiver``: Uni-Perceiver ``.pth`` as loaded by the official ``UnifiedBertEncoder``
   (visual_embed.patch_embed.{proj, pos_embed.weight (N, C)}, visual_embed.embeddings_type.weight,
   visual_embed.embeddings_norm, layers.N.attention.self.{query,key,value}, attention.output.{dense, LayerNorm},
@@ -47,8 +48,13 @@ heads and class tokens are dropped (DINOv2 / MAE: the class token, with its posi
 DINOv2's register tokens are kept when the ViT carries them, ``class_token`` / ``num_register_tokens``, else
 dropped and reported); a patch kernel of another size (DINOv2 / MAE-H 14x14) is resized to the model's patch with
 FlexiViT's pseudo-inverse resize (``resize_patch_kernel``); BEiT layer scale goes to LayerScale when the model has it, else it is folded
-exactly into attn.proj / mlp.fc2; the BEiT relative position table goes to the model's ``rel_pos_table`` (resized)
-when the model has ``rel_pos_bias=True``, else it is dropped with a warning. Width or depth mismatches raise.
+exactly into attn.proj / mlp.fc2; the BEiT relative position table goes to the model's ``rel_pos_table`` when the
+model has ``rel_pos_bias=True`` (resized as the official BEiT / ViT-Adapter loader does, ``resize_rel_pos_table_beit``),
+its three class-token entries to ``rel_pos_cls`` when the ViT also has a class token, else they are dropped (the
+whole table with a warning when the model has no relative position bias). BEiT's q / v biases load into a ViT built
+with ``qkv_bias='qv'`` as they are, else into the fused ``qkv.bias`` with a zero k bias; a fused bias (timm, ...)
+into a 'qv' ViT loses its k part, exactly (a k bias shifts every logit of a query alike). A position embedding
+the ViT does not have (``abs_pos_embed=False``) is dropped. Width or depth mismatches raise.
 
 References:
     timm ``vision_transformer.py::checkpoint_filter_fn`` and ``_load_weights`` (formats, read for facts);
@@ -69,7 +75,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .vit import resize_pos_embed, resize_rel_pos_table, rope_angles
+from .vit import HW, resize_pos_embed, resize_rel_pos_table, rope_angles
 
 StateDict = Dict[str, torch.Tensor]
 FORMATS = ('timm', 'augreg_npz', 'beit', 'uniperceiver', 'dinov2', 'mae', 'eva02', 'suite')
@@ -228,13 +234,19 @@ def convert_augreg_npz(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
 
 
 def convert_beit(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
-    """BEiT / BEiTv2 -> suite names (q/v bias to qkv bias, gamma_i to ls_i, rel-pos table to (heads, 2h-1, 2w-1))."""
-    out, dropped, notes = {}, [], []
+    """BEiT / BEiTv2 -> suite names: q_bias / v_bias kept (``load_pretrained`` fuses them for a ViT with a fused
+    qkv bias), gamma_i to ls_i, each relative position table to ``rel_pos_table`` (heads, 2h-1, 2w-1) and its three
+    class-token entries to ``rel_pos_cls`` (heads, 3), the class token kept (with ``pos_embed[:, 0]`` folded in
+    when the checkpoint has an absolute position embedding)."""
+    notes: List[str] = []
+    out, dropped = _class_token(sd, notes), []
     shared = sd.get('rel_pos_bias.relative_position_bias_table')
     depth = 1 + max(int(m.group(1)) for k in sd for m in [re.match(r'blocks\.(\d+)\.', k)] if m)
     for k, v in sd.items():
         m = re.match(r'blocks\.(\d+)\.(.+)', k)
-        if k in ('cls_token', 'mask_token') or k.startswith(('head', 'norm.', 'fc_norm', 'lm_head', 'rel_pos_bias')):
+        if k == 'cls_token':
+            continue
+        if k == 'mask_token' or k.startswith(('head', 'norm.', 'fc_norm', 'lm_head', 'rel_pos_bias')):
             dropped.append(k)
             continue
         if k == 'pos_embed':
@@ -244,14 +256,10 @@ def convert_beit(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
             out[k] = v
             continue
         i, rest = m.group(1), m.group(2)
-        if rest == 'attn.q_bias':
-            out[f'blocks.{i}.attn.qkv.bias'] = torch.cat([v, torch.zeros_like(v), sd[f'blocks.{i}.attn.v_bias']])
-        elif rest == 'attn.v_bias':
-            continue
-        elif rest == 'attn.relative_position_index':
+        if rest == 'attn.relative_position_index':
             dropped.append(k)
         elif rest == 'attn.relative_position_bias_table':
-            out[f'blocks.{i}.attn.rel_pos_table'] = _beit_table(v)
+            out[f'blocks.{i}.attn.rel_pos_table'], out[f'blocks.{i}.attn.rel_pos_cls'] = _beit_table(v)
         elif rest in ('gamma_1', 'gamma_2'):
             out[f'blocks.{i}.ls{rest[-1]}.gamma'] = v
         else:
@@ -259,17 +267,83 @@ def convert_beit(sd: StateDict) -> Tuple[StateDict, List[str], List[str]]:
     if shared is not None:
         notes.append('shared relative position bias copied to every block')
         for i in range(depth):
-            out[f'blocks.{i}.attn.rel_pos_table'] = _beit_table(shared)
+            out[f'blocks.{i}.attn.rel_pos_table'], out[f'blocks.{i}.attn.rel_pos_cls'] = _beit_table(shared)
     return out, dropped, notes
 
 
-def _beit_table(t: torch.Tensor) -> torch.Tensor:
-    """BEiT ((2Wh-1)(2Ww-1)+3, heads) -> (heads, 2Wh-1, 2Ww-1), dropping the 3 class-token entries."""
+def _beit_table(t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """BEiT ((2Wh-1)(2Ww-1)+3, heads) -> the grid table (heads, 2Wh-1, 2Ww-1) and the 3 class-token entries
+    (heads, 3) in BEiT's order (class -> patches, patches -> class, class -> class)."""
     n = t.shape[0] - 3
     side = math.isqrt(n)
     if side * side != n:
         raise ValueError(f'relative_position_bias_table with {t.shape[0]} rows is not (2W-1)^2 + 3')
-    return t[:n].t().reshape(t.shape[1], side, side).contiguous()
+    return t[:n].t().reshape(t.shape[1], side, side).contiguous(), t[n:].t().contiguous()
+
+
+def beit_relative_position_index(grid: int) -> torch.Tensor:
+    """BEiT's ``relative_position_index`` buffer (G*G + 1, G*G + 1) for a G x G grid after one class token: a pair
+    of grid tokens reads row (dy + G - 1) * (2G - 1) + (dx + G - 1) of the table (dy, dx = query - key), the class
+    query row T - 3, the class key column T - 2, class -> class T - 1 (T = (2G - 1)^2 + 3 rows)."""
+    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing='ij')
+    ys, xs = ys.flatten(), xs.flatten()
+    rows = (2 * grid - 1) ** 2 + 3
+    idx = torch.empty(grid * grid + 1, grid * grid + 1, dtype=torch.long)
+    idx[1:, 1:] = (ys[:, None] - ys[None, :] + grid - 1) * (2 * grid - 1) + (xs[:, None] - xs[None, :] + grid - 1)
+    idx[0, :] = rows - 3
+    idx[1:, 0] = rows - 2
+    idx[0, 0] = rows - 1
+    return idx
+
+
+def beit_offsets(src: int, dst: int) -> Tuple[np.ndarray, np.ndarray, float]:
+    """Where the official BEiT loader puts a relative-position table's entries when it resizes a table side.
+
+    ``src`` offsets -(src//2)..src//2 (src = 2G-1) are spread over the wider range of ``dst`` (= 2G'-1): offset
+    +-k sits at +-(1 + q + ... + q^(k-1)), q from (1.01, 1.5) found by bisection (to 1e-6, the last midpoint) so
+    that the outermost lands at about dst//2; near offsets keep their spacing, far ones are stretched. The new
+    table is read at the integer offsets -(dst//2)..dst//2.
+
+    Returns:
+        (source coordinates (src,), target coordinates (dst,), q).
+    """
+    def span(q):  # 1 + q + ... + q^(n-1), n = src // 2
+        return (1.0 - q ** (src // 2)) / (1.0 - q)
+
+    left, right, q = 1.01, 1.5, 1.01
+    while right - left > 1e-6:
+        q = (left + right) / 2.0
+        if span(q) > dst // 2:
+            right = q
+        else:
+            left = q
+    dis = np.cumsum([1.0] + [q ** (i + 1) for i in range(src // 2 - 1)]) if src // 2 else np.zeros(0)
+    x = np.concatenate([-dis[::-1], [0.0], dis])
+    t = dst // 2
+    return x, np.arange(-t, t + 0.1, 1.0), q
+
+
+def resize_rel_pos_table_beit(table: torch.Tensor, dst_hw: HW) -> torch.Tensor:
+    """Resize a relative-position table (heads, Sh, Sw) to the grid ``dst_hw`` (-> (heads, 2h-1, 2w-1)) as the
+    official BEiT / ViT-Adapter checkpoint loader (``mmcv_custom/checkpoint.py``) does: every head is an
+    interpolating bicubic spline (FITPACK, smoothing 0: scipy's ``interp2d(kind='cubic')`` of the official code,
+    ``RectBivariateSpline`` here, scipy >= 1.14 has no ``interp2d``) through the entries placed at ``beit_offsets``,
+    read at the integer offsets (arguments outside the source range are clamped to it, as FITPACK does). Computed in
+    float64 (the official: float32 entries, FITPACK in float64, float32 result); returned in ``table``'s dtype. The
+    official handles square tables only; a rectangular one is resized per axis the same way."""
+    size = (2 * dst_hw[0] - 1, 2 * dst_hw[1] - 1)
+    if tuple(table.shape[1:]) == size:
+        return table
+    if table.device.type == 'meta':
+        return torch.empty(table.shape[0], *size, dtype=table.dtype, device='meta')
+    if min(table.shape[1:]) < 4:  # a bicubic spline needs 4 entries per axis (the official code fails there)
+        return resize_rel_pos_table(table, dst_hw)
+    from scipy.interpolate import RectBivariateSpline  # noqa: PLC0415
+    ys, dys, _ = beit_offsets(table.shape[1], size[0])
+    xs, dxs, _ = beit_offsets(table.shape[2], size[1])
+    z = table.detach().to('cpu', torch.float64).numpy()
+    out = np.stack([RectBivariateSpline(ys, xs, zh, kx=3, ky=3, s=0)(dys, dxs) for zh in z])
+    return torch.from_numpy(out).to(table.dtype).to(table.device)
 
 
 _UNIPERCEIVER_LAYER = {
@@ -482,7 +556,6 @@ def load_pretrained(vit: nn.Module, src, strict_shapes: bool = True, trust: bool
     rope_tables = {k[len(ROPE_CHECK):]: sd.pop(k) for k in list(sd) if k.startswith(ROPE_CHECK)}
     if rope_tables or fmt == 'eva02':   # every EVA-02 release has RoPE, with or without its tables in the file
         _check_rope(rope_tables, vit, notes)
-    _split_qv_bias(sd, own, notes)
     for k, option in (('cls_token', 'class_token=True'), ('register_tokens', 'num_register_tokens')):
         if k in sd and k not in own:
             sd.pop(k)
@@ -496,6 +569,11 @@ def load_pretrained(vit: nn.Module, src, strict_shapes: bool = True, trust: bool
         notes.append(f'patch_embed.proj.weight resized {w.shape[2]}x{w.shape[3]} -> {vit.patch_size}x'
                      f'{vit.patch_size} (FlexiViT PI-resize: ' + ('exact on bilinearly upsampled patches)' if up else
                                                                'least squares, downsampling is not exact)'))
+    if 'pos_embed' in sd and 'pos_embed' not in own:
+        sd.pop('pos_embed')
+        dropped.append('pos_embed')
+        notes.append('pos_embed dropped: the ViT has no absolute position embedding (abs_pos_embed=False)')
+    _fit_qkv_bias(sd, own, notes, rope=bool(getattr(vit, 'rope', False)))
     if 'pos_embed' in sd and sd['pos_embed'].shape != own['pos_embed'].shape:
         src_side = math.isqrt(sd['pos_embed'].shape[1])
         sd['pos_embed'] = resize_pos_embed(sd['pos_embed'], (src_side, src_side), vit.pretrain_grid)
@@ -503,18 +581,29 @@ def load_pretrained(vit: nn.Module, src, strict_shapes: bool = True, trust: bool
     if any(k.endswith('.ls1.gamma') for k in sd) and not any(k.endswith('.ls1.gamma') for k in own):
         _fold_layer_scale(sd, notes)
     tables = [k for k in sd if k.endswith('attn.rel_pos_table')]
+    cls_entries = [k for k in sd if k.endswith('attn.rel_pos_cls')]
     if tables and k_missing_all(own, 'attn.rel_pos_table'):
-        for k in tables:
+        for k in tables + cls_entries:
             sd.pop(k)
             dropped.append(k)
         msg = ('relative position bias tables dropped: the model has rel_pos_bias=False '
                '(build it with rel_pos_bias=True to keep them)')
         warnings.warn(msg)
         notes.append(msg)
+    elif cls_entries and k_missing_all(own, 'attn.rel_pos_cls'):
+        for k in cls_entries:
+            sd.pop(k)
+            dropped.append(k)
+        notes.append('class-token entries of the relative position bias (rel_pos_cls) dropped: the ViT has no class '
+                     'token (build it with class_token=True to keep them)')
+    resize = resize_rel_pos_table_beit if fmt == 'beit' else resize_rel_pos_table
     for k in tables:
         if k in sd and k in own and sd[k].shape != own[k].shape:
-            sd[k] = resize_rel_pos_table(sd[k], ((own[k].shape[1] + 1) // 2, (own[k].shape[2] + 1) // 2))
-            notes.append(f'{k} resized to {tuple(own[k].shape)}')
+            src = tuple(sd[k].shape)
+            sd[k] = resize(sd[k], ((own[k].shape[1] + 1) // 2, (own[k].shape[2] + 1) // 2))
+            notes.append(f'{k} resized {src} -> {tuple(own[k].shape)}'
+                         + (" (the official BEiT loader's spline over geometric offsets)" if fmt == 'beit' else
+                            ' (bicubic)'))
     unexpected = [k.replace('__unused__/', '') for k in sd if k not in own]
     mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
                   for k, v in sd.items() if k in own and v.shape != own[k].shape]
@@ -534,25 +623,6 @@ def load_pretrained(vit: nn.Module, src, strict_shapes: bool = True, trust: bool
     if missing or unexpected or mismatched:
         warnings.warn(f'load_pretrained: {report}')
     return report
-
-
-def _split_qv_bias(sd: StateDict, own: Mapping, notes: List[str]) -> None:
-    """A checkpoint's attn.qkv.bias into a model built with ``qkv_bias='qv'``: its q and v thirds become
-    attn.q_bias / attn.v_bias; a non-zero k third raises (the model fixes it at zero)."""
-    moved = 0
-    for k in [k for k in sd if k.endswith('attn.qkv.bias') and k not in own]:
-        pre = k[:-len('qkv.bias')]
-        if pre + 'q_bias' not in own:
-            continue
-        q, kb, v = sd[k].chunk(3)
-        if not kb.is_meta and bool(kb.ne(0).any()):
-            raise ValueError(f'{k}: the checkpoint has a k bias, the model none (built with qkv_bias=\'qv\'); '
-                             f'build it with qkv_bias=True to keep it')
-        del sd[k]
-        sd[pre + 'q_bias'], sd[pre + 'v_bias'] = q, v
-        moved += 1
-    if moved:
-        notes.append(f'{moved} attn.qkv.bias split into attn.q_bias / attn.v_bias (zero k bias; qkv_bias=\'qv\')')
 
 
 def _check_rope(tables: Dict[str, torch.Tensor], vit: nn.Module, notes: List[str]) -> None:
@@ -594,6 +664,38 @@ def _check_rope(tables: Dict[str, torch.Tensor], vit: nn.Module, notes: List[str
     notes.append(f'RoPE tables ({side}x{side} grid, head width {width}) '
                  + ('' if ref.is_meta else f'equal the model\'s 2D RoPE (reference grid {grid[0]}x{grid[1]}) and are ')
                  + 'dropped: the model recomputes them for every attended grid')
+
+
+def _fit_qkv_bias(sd: StateDict, own: Mapping, notes: List[str], rope: bool = False) -> None:
+    """Put the checkpoint's attention biases in the model's layout: BEiT's q / v biases (``attn.q_bias``,
+    ``attn.v_bias``) fused into ``attn.qkv.bias`` with a zero k bias for a ViT with a fused bias, or a fused bias
+    split into q / v for a ViT built with ``qkv_bias='qv'`` (its k part dropped: a k bias adds the same q.b to every
+    logit of a query, so the attention is unchanged). With ``rope`` (the model rotates k) that no longer holds, and
+    a non-zero k bias raises instead."""
+    fused = merged = 0
+    for k in [k for k in sd if k.endswith('attn.q_bias')]:
+        base = k[:-len('q_bias')]
+        if k in own or base + 'v_bias' not in sd or base + 'qkv.bias' not in own:
+            continue
+        q, v = sd.pop(k), sd.pop(base + 'v_bias')
+        sd[base + 'qkv.bias'] = torch.cat([q, torch.zeros_like(q), v])
+        fused += 1
+    for k in [k for k in sd if k.endswith('attn.qkv.bias')]:
+        base = k[:-len('qkv.bias')]
+        if k in own or base + 'q_bias' not in own:
+            continue
+        q, kb, v = sd[k].chunk(3)
+        if rope and not kb.is_meta and bool(kb.ne(0).any()):
+            raise ValueError(f"{k}: the checkpoint has a k bias and the model none (qkv_bias='qv'); with RoPE a k "
+                             f"bias changes the attention: build the ViT with qkv_bias=True to keep it")
+        del sd[k]
+        sd[base + 'q_bias'], sd[base + 'v_bias'] = q, v
+        merged += 1
+    if fused:
+        notes.append(f'q_bias / v_bias of {fused} blocks fused into attn.qkv.bias (k bias 0, as BEiT computes it)')
+    if merged:
+        notes.append(f'attn.qkv.bias of {merged} blocks split into q_bias / v_bias (the model has qkv_bias=\'qv\'); '
+                     'the k bias is dropped, which leaves the attention unchanged')
 
 
 def _bilinear_matrix(src: Tuple[int, int], dst: Tuple[int, int]) -> torch.Tensor:

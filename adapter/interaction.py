@@ -82,10 +82,18 @@ class InteractionBlock(nn.Module):
     def forward(self, x: torch.Tensor, hw: Tuple[int, int], c: torch.Tensor, c_shapes: Shapes,
                 vit: VisionTransformer, start: int, end: int, collect: Optional[list] = None
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """x: ViT tokens (B, h*w, C); c: SPM tokens (B, S, C) of grids ``c_shapes`` -> updated (x, c)."""
+        """x: ViT tokens (B, P + h*w, C), P prefix tokens (a class token) first; c: SPM tokens (B, S, C) of grids
+        ``c_shapes`` -> updated (x, c).
+
+        Prefix tokens go through the ViT blocks only: the injector updates the grid tokens, the prefix is put back
+        in front for the blocks, and the extractor reads the grid tokens (the official BEiT-Adapter's
+        ``InteractionBlockWithCls``)."""
+        prefix, x = vit.split_prefix(x, hw)
         if self.injector is not None:
             x = self._call(self.injector, x, [hw], c, c_shapes)
+        if prefix is not None:
+            x = torch.cat([prefix, x], 1)
         x = vit.run_blocks(x, hw, start, end, collect)
         if self.extractor is not None:
-            c = self._call(self.extractor, c, c_shapes, x, [hw])
+            c = self._call(self.extractor, c, c_shapes, vit.split_prefix(x, hw)[1], [hw])
         return x, c

@@ -6,7 +6,9 @@ the input grid, optional window attention (q/k/v projected, then zero-padded to 
 the official ViT-Adapter ``WindowedAttention``), optional BEiT-style relative position bias, optional gradient
 checkpointing. Options for later pre-training sources (defaults off): SwiGLU FFNs (DINOv2's, and EVA-02's with a
 LayerNorm inside), class / register tokens, EVA-02's 2D rotary position embedding on q and k, q / v biases without a
-k bias, and a LayerNorm on the attention output (sub-LN).
+k bias (BEiT, EVA-02: ``qkv_bias='qv'``), a LayerNorm on the attention output (sub-LN), and BEiT's layout: no
+absolute position embedding (``abs_pos_embed=False``) and, with a class token, the relative position bias's three
+class entries.
 
 References:
     Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021; Touvron et al., "DeiT", ICML 2021;
@@ -59,15 +61,17 @@ def resize_rel_pos_table(table: torch.Tensor, dst_hw: HW) -> torch.Tensor:
     return F.interpolate(table[None].float(), size=size, mode='bicubic', align_corners=False)[0].to(table.dtype)
 
 
-def rel_pos_bias(table: torch.Tensor, hw: HW) -> torch.Tensor:
-    """Relative-position bias for an (h, w) token grid.
+def rel_pos_bias(table: torch.Tensor, hw: HW, cls: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Relative-position bias for an (h, w) token grid, optionally preceded by one class token.
 
     Args:
         table: (heads, 2Gh-1, 2Gw-1), resized to (2h-1, 2w-1) when the grid differs.
         hw: (h, w).
+        cls: (heads, 3) BEiT's class-token entries, in BEiT's table order: class query -> patch keys, patch
+            queries -> class key, class -> class. None: no class token.
 
     Returns:
-        (heads, h*w, h*w)
+        (heads, h*w, h*w), or (heads, 1 + h*w, 1 + h*w) with ``cls`` (the class token first).
     """
     h, w = hw
     table = resize_rel_pos_table(table, hw)
@@ -76,7 +80,14 @@ def rel_pos_bias(table: torch.Tensor, hw: HW) -> torch.Tensor:
     ys, xs = ys.flatten(), xs.flatten()
     dy = ys[:, None] - ys[None, :] + h - 1
     dx = xs[:, None] - xs[None, :] + w - 1
-    return table[:, dy, dx]
+    bias = table[:, dy, dx]
+    if cls is None:
+        return bias
+    heads, n = bias.shape[0], h * w
+    cls = cls.to(bias.dtype)
+    top = torch.cat([cls[:, 2:3], cls[:, 0:1].expand(heads, n)], 1)[:, None]      # (heads, 1, 1 + n)
+    rest = torch.cat([cls[:, 1:2, None].expand(heads, n, 1), bias], 2)            # (heads, n, 1 + n)
+    return torch.cat([top, rest], 1)
 
 
 # ------------------------------------------------------------------------------------------ rotary embedding
@@ -185,18 +196,35 @@ class PatchEmbed(nn.Module):
         return x.flatten(2).transpose(1, 2).contiguous(), hw
 
 
+QKV_BIAS = (True, False, 'qv')
+
+
+def check_qkv_bias(qkv_bias) -> Union[bool, str]:
+    """``qkv_bias`` as given when it is one of ``QKV_BIAS`` (True: one bias on the fused qkv projection; False:
+    none; 'qv': BEiT's separate q and v biases, no k bias), else a ValueError."""
+    if isinstance(qkv_bias, str) and qkv_bias == 'qv':
+        return 'qv'
+    if isinstance(qkv_bias, bool):
+        return qkv_bias
+    raise ValueError(f"qkv_bias must be True, False or 'qv' (BEiT's q / v biases without a k bias), got {qkv_bias!r}")
+
+
 class Attention(nn.Module):
     """Multi-head self-attention, global or windowed, with optional relative position bias or 2D RoPE.
 
     Args:
         dim: channels C.
         num_heads: heads; C must be divisible by it.
-        qkv_bias: True: a bias on all of q, k, v (``qkv.bias``); False: none; 'qv': learned q and v biases and a
-            fixed zero k bias (``q_bias`` / ``v_bias``, BEiT's and EVA-02's layout).
+        qkv_bias: True: a bias on the fused qkv projection (``qkv.bias``); False: none; 'qv': BEiT's and EVA-02's
+            layout, ``qkv`` without bias plus ``q_bias`` and ``v_bias`` (the k bias is fixed at zero; a k bias adds the same
+            q.b to every logit of a query, so it never changes the attention).
         window_size: 0 for global attention, else the side of the square windows (the projected q/k/v map is
             zero-padded to a multiple).
         rel_pos_grid: (Gh, Gw) of a learned relative-position table (heads, 2Gh-1, 2Gw-1), or None for no bias.
             The table is resized bicubically to the attended grid (the window, or the whole map).
+        rel_pos_cls: with ``rel_pos_grid``, BEiT's three class-token entries ``rel_pos_cls`` (heads, 3): class
+            query -> patch keys, patch queries -> class key, class -> class. The attended sequence is then one
+            class token followed by the grid (global attention only).
         rope_ref_grid: (Rh, Rw): rotate q and k of the grid tokens with EVA-02's 2D RoPE (``rope_angles``) over the
             attended grid (the window for windowed attention, the whole map for global attention) rescaled to this
             reference grid; None: no RoPE. Prefix tokens (class, registers) are not rotated.
@@ -206,13 +234,15 @@ class Attention(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: Union[bool, str] = True, window_size: int = 0,
-                 rel_pos_grid: Optional[HW] = None, rope_ref_grid: Optional[HW] = None, rope_theta: float = 10000.0,
-                 attn_norm: bool = False):
+                 rel_pos_grid: Optional[HW] = None, rel_pos_cls: bool = False, rope_ref_grid: Optional[HW] = None,
+                 rope_theta: float = 10000.0, attn_norm: bool = False):
         super().__init__()
         if dim % num_heads != 0:
             raise ValueError(f'Attention: dim={dim} must be divisible by num_heads={num_heads}')
-        if qkv_bias not in (True, False, 'qv'):
-            raise ValueError(f"qkv_bias must be True, False or 'qv' (q and v biases, no k bias), got {qkv_bias!r}")
+        qkv_bias = check_qkv_bias(qkv_bias)
+        if rel_pos_cls and (rel_pos_grid is None or window_size):
+            raise ValueError('rel_pos_cls (the class-token entries of the relative position bias) needs a '
+                             'relative position table and global attention')
         self.num_heads, self.window_size = num_heads, int(window_size or 0)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias is True)
         if qkv_bias == 'qv':
@@ -227,6 +257,10 @@ class Attention(nn.Module):
             nn.init.trunc_normal_(self.rel_pos_table, std=0.02)
         else:
             self.rel_pos_table = None
+        self.rel_pos_cls = None
+        if rel_pos_cls:  # drawn after the table, so models without it draw the same random numbers as before
+            self.rel_pos_cls = nn.Parameter(torch.zeros(num_heads, 3))
+            nn.init.trunc_normal_(self.rel_pos_cls, std=0.02)
         self.rope_ref_grid = tuple(rope_ref_grid) if rope_ref_grid is not None else None
         self.rope_theta = float(rope_theta)
         if self.rope_ref_grid is not None:
@@ -234,7 +268,7 @@ class Attention(nn.Module):
         self.norm = get_token_norm('LN', dim) if attn_norm else None
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, C) -> (B, N, 3C) projected q, k, v."""
+        """(B, N, C) -> (B, N, 3C) q/k/v; BEiT's layout assembles the bias (q_bias, 0, v_bias)."""
         if self.q_bias is None:
             return self.qkv(x)
         bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
@@ -242,7 +276,7 @@ class Attention(nn.Module):
 
     def _attend(self, qkv: torch.Tensor, hw: HW) -> torch.Tensor:
         """qkv: projected (B, P + h*w, 3C) of P prefix tokens and an (h, w) grid -> attention output
-        (B, P + h*w, C), before ``proj``."""
+        (B, P + h*w, C), before ``proj``. A relative position bias needs P = 0, or P = 1 with ``rel_pos_cls``."""
         b, n, c3 = qkv.shape
         c = c3 // 3
         qkv = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
@@ -255,7 +289,11 @@ class Attention(nn.Module):
             k = torch.cat([k[:, :, :p], apply_rope(k[:, :, p:], cos, sin)], 2) if p else apply_rope(k, cos, sin)
         bias = None
         if self.rel_pos_table is not None:
-            bias = rel_pos_bias(self.rel_pos_table, hw)[None].to(qkv.dtype)
+            prefix = n - hw[0] * hw[1]
+            if prefix not in ((0, 1) if self.rel_pos_cls is not None else (0,)):
+                raise ValueError(f'relative position bias over {prefix} prefix token(s): only one class token with '
+                                 'rel_pos_cls is supported')
+            bias = rel_pos_bias(self.rel_pos_table, hw, self.rel_pos_cls if prefix else None)[None].to(qkv.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return out.transpose(1, 2).reshape(b, n, c)
 
@@ -345,15 +383,15 @@ class Block(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: Union[bool, str] = True,
                  drop_path: float = 0.0, layer_scale_init: Optional[float] = None, window_size: int = 0,
                  rel_pos_grid: Optional[HW] = None, norm: str = 'LN', act: str = 'GELU', post_norm: bool = False,
-                 ffn: str = 'mlp', rope_ref_grid: Optional[HW] = None, rope_theta: float = 10000.0,
-                 attn_norm: bool = False):
+                 ffn: str = 'mlp', rel_pos_cls: bool = False, rope_ref_grid: Optional[HW] = None,
+                 rope_theta: float = 10000.0, attn_norm: bool = False):
         super().__init__()
         if ffn not in FFN_TYPES:
             raise ValueError(f'unknown ffn {ffn!r}; choose one of {FFN_TYPES}')
         self.post_norm = post_norm
         self.norm1 = get_token_norm(norm, dim)
-        self.attn = Attention(dim, num_heads, qkv_bias, window_size, rel_pos_grid, rope_ref_grid, rope_theta,
-                              attn_norm)
+        self.attn = Attention(dim, num_heads, qkv_bias, window_size, rel_pos_grid, rel_pos_cls=rel_pos_cls,
+                              rope_ref_grid=rope_ref_grid, rope_theta=rope_theta, attn_norm=attn_norm)
         self.ls1 = LayerScale(dim, layer_scale_init) if layer_scale_init is not None else nn.Identity()
         self.norm2 = get_token_norm(norm, dim)
         hidden = ffn_hidden(ffn, dim, mlp_ratio)
@@ -414,11 +452,16 @@ class VisionTransformer(nn.Module):
             ``swiglu_hidden(embed_dim, mlp_ratio)``) or 'swiglu_ln' (the same with a LayerNorm before ``w3``, hidden
             width int(embed_dim * mlp_ratio): EVA-02-B/L).
         class_token: carry a class token in front of the patch tokens through the blocks (``cls_token``, its
-            position embedding included: DINOv2 / MAE add ``pos_embed[:, 0]`` to it, a constant).
+            position embedding included: DINOv2 / MAE add ``pos_embed[:, 0]`` to it, a constant). With
+            ``rel_pos_bias`` every block also learns BEiT's three class-token entries of the relative position
+            bias (``attn.rel_pos_cls``, (heads, 3)), as BEiT and the official BEiT-Adapter.
         num_register_tokens: carry this many register tokens after the class token (DINOv2 "with registers":
             ``register_tokens``, no position embedding).
-        qkv_bias: True (a bias on q, k and v), False, or 'qv' (learned q / v biases ``attn.q_bias`` /
-            ``attn.v_bias`` and a fixed zero k bias: BEiT's and EVA-02's layout).
+        abs_pos_embed: learn an absolute position embedding (``pos_embed``). False: none (BEiT's
+            ``use_abs_pos_emb=False``; its position information is the relative position bias alone), and
+            ``pretrain_size`` then only sizes the relative position tables (BEiT's ``img_size``).
+        qkv_bias: True (one bias on the fused qkv projection), False, or 'qv' (BEiT: ``attn.q_bias`` and
+            ``attn.v_bias``, no k bias; see ``Attention``).
         rope: EVA-02's 2D rotary position embedding on q and k of the grid tokens, in every block (next to the
             absolute position embedding, as EVA-02). Global blocks rotate over the whole token grid, windowed blocks
             over each window's grid (EVA-02's ViTDet backbone: ``rope_glb`` / ``rope_win``); either grid is
@@ -435,8 +478,9 @@ class VisionTransformer(nn.Module):
 
     Prefix tokens (class, registers) take part in every block's attention but are kept out of the spatial map:
     ``embed`` returns (B, P + H/p*W/p, C) tokens with the P prefix tokens first, and ``to_map`` drops them. They
-    need global attention without relative position bias (windows and the BEiT table index a grid) and are
-    refused with those options. Defaults (0 prefix tokens, 'mlp') build the network described above unchanged.
+    need global attention (windows index a grid); with the relative position bias only one class token is
+    possible (BEiT's class entries), so registers are refused with it. Defaults (0 prefix tokens, 'mlp', an
+    absolute position embedding, a fused qkv bias) build the network described above unchanged.
     """
 
     def __init__(self, embed_dim: int = 768, depth: int = 12, num_heads: int = 12, patch_size: int = 16,
@@ -445,8 +489,8 @@ class VisionTransformer(nn.Module):
                  window_size: int = 14, pretrain_size: Union[int, HW] = 224, rel_pos_bias: bool = False,
                  with_cp: bool = False, in_chans: int = 3, act: str = 'GELU', post_norm: bool = False,
                  embed_norm: bool = False, ffn: str = 'mlp', class_token: bool = False, num_register_tokens: int = 0,
-                 rope: bool = False, rope_ref_grid: Optional[Union[int, HW]] = None, rope_theta: float = 10000.0,
-                 attn_norm: bool = False):
+                 abs_pos_embed: bool = True, rope: bool = False, rope_ref_grid: Optional[Union[int, HW]] = None,
+                 rope_theta: float = 10000.0, attn_norm: bool = False):
         super().__init__()
         ps = (pretrain_size, pretrain_size) if isinstance(pretrain_size, int) else tuple(pretrain_size)
         self.embed_dim, self.depth, self.num_heads, self.patch_size = embed_dim, depth, num_heads, patch_size
@@ -459,23 +503,29 @@ class VisionTransformer(nn.Module):
         if num_register_tokens < 0:
             raise ValueError(f'num_register_tokens must be >= 0, got {num_register_tokens}')
         self.num_prefix_tokens = int(bool(class_token)) + int(num_register_tokens)
-        if self.num_prefix_tokens and (any(self.window_flags) or rel_pos_bias):
-            raise ValueError('class / register tokens need global attention without relative position bias: '
-                             'build the ViT with window_attn=False, rel_pos_bias=False, or without prefix tokens '
+        if self.num_prefix_tokens and (any(self.window_flags) or (rel_pos_bias and num_register_tokens)):
+            raise ValueError('class / register tokens need global attention without relative position bias (one '
+                             'class token alone may have it: BEiT\'s class entries): build the ViT with '
+                             'window_attn=False, rel_pos_bias=False or no registers, or without prefix tokens '
                              '(class_token=False, num_register_tokens=0; the loader then drops them)')
+        self.qkv_bias = check_qkv_bias(qkv_bias)
         self.ffn = ffn
         self.rope, self.rope_theta = bool(rope), float(rope_theta)
         ref = self.pretrain_grid if rope_ref_grid is None else rope_ref_grid
         self.rope_ref_grid = ((ref, ref) if isinstance(ref, int) else tuple(ref)) if rope else None
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.pretrain_grid[0] * self.pretrain_grid[1], embed_dim))
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if abs_pos_embed:
+            self.pos_embed = nn.Parameter(torch.zeros(1, self.pretrain_grid[0] * self.pretrain_grid[1], embed_dim))
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        else:
+            self.pos_embed = None
         dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear ramp 0 -> rate
         self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i], layer_scale_init,
+            Block(embed_dim, num_heads, mlp_ratio, self.qkv_bias, dpr[i], layer_scale_init,
                   window_size if self.window_flags[i] else 0,
                   ((window_size, window_size) if self.window_flags[i] else self.pretrain_grid)
-                  if rel_pos_bias else None, act=act, post_norm=post_norm, ffn=ffn, rope_ref_grid=self.rope_ref_grid,
+                  if rel_pos_bias else None, act=act, post_norm=post_norm, ffn=ffn,
+                  rel_pos_cls=bool(rel_pos_bias and class_token), rope_ref_grid=self.rope_ref_grid,
                   rope_theta=rope_theta, attn_norm=attn_norm)
             for i in range(depth)])
         self.embed_norm = get_token_norm('LN', embed_dim) if embed_norm else None
@@ -502,7 +552,8 @@ class VisionTransformer(nn.Module):
         """(B, 3, H, W) -> tokens (B, P + H/16 * W/16, C) with position embedding added, and the grid; the P prefix
         tokens (class, registers; none by default) come first."""
         tokens, hw = self.patch_embed(x)
-        tokens = tokens + resize_pos_embed(self.pos_embed, self.pretrain_grid, hw)
+        if self.pos_embed is not None:
+            tokens = tokens + resize_pos_embed(self.pos_embed, self.pretrain_grid, hw)
         if self.embed_norm is not None:
             tokens = self.embed_norm(tokens)
         if self.num_prefix_tokens:
@@ -521,6 +572,11 @@ class VisionTransformer(nn.Module):
             if collect is not None:
                 collect.append(x)
         return x
+
+    def split_prefix(self, x: torch.Tensor, hw: HW) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
+        """(B, P + H*W, C) -> (the P prefix tokens (B, P, C) or None when there are none, the grid tokens)."""
+        p = x.shape[1] - hw[0] * hw[1]
+        return (x[:, :p], x[:, p:]) if p else (None, x)
 
     def to_map(self, x: torch.Tensor, hw: HW) -> torch.Tensor:
         """(B, H*W, C) -> (B, C, H, W), a channels-last view of the tokens (no copy). With prefix tokens, a

@@ -177,7 +177,8 @@ LAYOUTS['det-frameworks'] = (T2,)
 
 #: Table 6's ViT-Adapter-L Mask2Former (IN-22K supervised, 640, 160k): why our #Param is above the paper's 438M.
 M2F_NOTE = ("Mask2Former L: the official Mask2Former ViT-Adapter-L head (width 1024, as its BEiT-L config, whose "
-            "README counts 568M); no official config or count gives the paper's 438M for the AugReg-L row")
+            "README counts 568M: 568.20M built here with BEiT-L); no official config or count gives the paper's 438M "
+            "for the AugReg-L row")
 T5 = Layout(
     key='T5', grid='sota', caption='HTC++ on COCO val2017 (single-scale; +MS and test-dev not evaluated)',
     baseline=None,
@@ -186,9 +187,16 @@ T5 = Layout(
     cols=(Col('APb', 'APb', 'val APb'), Col('APm', 'APm', 'val APm'),
           Col('+MS APb', 'APb_ms', 'val +MS APb', ours=False), Col('+MS APm', 'APm_ms', 'val +MS APm', ours=False)))
 T6 = Layout(
-    key='T6', grid='sota', caption='Mask2Former on ADE20K val (single-scale mIoU; +MS not evaluated)', baseline=None,
+    key='T6', grid='sota', caption='Mask2Former on ADE20K val (single-scale mIoU; +MS not evaluated; the BEiT / BEiTv2 '
+    "rows without the paper's COCO-Stuff-164k pre-training of the segmentor)", baseline=None,
     rows=(Row(label='ViT-Adapter-L Mask2Former (IN-22K, sup, 640)',
               paper='Method=ViT-Adapter-L;Framework=Mask2Former;Pre-train=IN-22K, sup',
-              runs={'': 'mask2former_vit_adapter_L'}, param_note=M2F_NOTE),),
+              runs={'': 'mask2former_vit_adapter_L'}, param_note=M2F_NOTE),
+          Row(label='ViT-Adapter-L Mask2Former (IN-22K, BEiT, 896, no COCO-Stuff)',
+              paper='Method=ViT-Adapter-L;Framework=Mask2Former;Pre-train=IN-22K, BEiT',
+              runs={'': 'mask2former_beit_adapter_L'}),
+          Row(label='ViT-Adapter-L Mask2Former (BEiTv2, 896, no COCO-Stuff)',
+              paper='Method=ViT-Adapter-L;Framework=Mask2Former;Pre-train=Multi-modal, BEiTv2',
+              runs={'': 'mask2former_beitv2_adapter_L'})),
     cols=(Col('mIoU', 'mIoU', 'mIoU'), Col('+MS', 'mIoU_ms', '+MS', ours=False), _PARAM))
 LAYOUTS['sota'] = (T5, T6)

@@ -7,7 +7,11 @@ official UperNet configs and the Mask R-CNN ViT(-Adapter)-L ones): the lr of ViT
 modules, neck, heads) the full lr (layer ``num_layers + 1``). Weight decay is 0 for 1-D parameters (norms, biases,
 layer-scale gammas) and biases, and only for those: the official constructor also compares the bare names
 'pos_embed' / 'cls_token' with full parameter names, which never match, so the position and level embeddings are
-decayed. ``no_decay_keys`` (name substrings, default none) exempts more parameters.
+decayed. ``no_decay_keys`` (name substrings, default none) exempts more parameters. ``head_embed_keys`` (name
+prefixes outside the backbone, default none) puts those parameters in layer 0 too: the segmentation version of the
+official constructor does so for the Mask2Former head's query / level embeddings and its class and mask
+predictors (``decode_head.{mask_embed, cls_embed, level_embed, query_embed, query_feat}``, :data:`MASK2FORMER_HEAD_EMBED`),
+so they train at ``rate ** (num_layers + 1)`` of the lr (0.9 ** 25 = 0.072 for ViT-L).
 tests/experiments/test_official_recipes.py checks every paper config's parameter groups against the official rule.
 
 Config (``num_layers``, the number of ViT blocks, is counted in the model unless given)::
@@ -31,10 +35,14 @@ from torch import nn
 
 DEFAULT_EMBED_KEYS = ('pos_embed', 'cls_token', 'patch_embed', 'mask_token')
 DEFAULT_NO_DECAY_KEYS: tuple = ()  # the official rule: 1-D parameters and biases only (module docstring)
+#: The head parameters that the official segmentation LayerDecayOptimizerConstructor puts in layer 0.
+MASK2FORMER_HEAD_EMBED = ('decode_head.mask_embed', 'decode_head.cls_embed', 'decode_head.level_embed',
+                          'decode_head.query_embed', 'decode_head.query_feat')
 
 
 def layer_id_for_vit(name: str, num_layers: int, block_pattern: str = r'(?:^|\.)blocks\.(\d+)\.',
-                     embed_keys: Sequence[str] = DEFAULT_EMBED_KEYS, backbone_prefix: str = 'backbone.') -> int:
+                     embed_keys: Sequence[str] = DEFAULT_EMBED_KEYS, backbone_prefix: str = 'backbone.',
+                     head_embed_keys: Sequence[str] = ()) -> int:
     """Layer index of a parameter: 0 for ViT embeddings, ``i + 1`` for ViT block ``i``, else ``num_layers + 1``.
 
     Args:
@@ -42,10 +50,11 @@ def layer_id_for_vit(name: str, num_layers: int, block_pattern: str = r'(?:^|\.)
         num_layers: Number of ViT blocks.
         block_pattern: Regex whose first group is the block index (matched inside the backbone).
         embed_keys: Substrings of embedding parameter names inside the backbone.
-        backbone_prefix: Prefix of backbone parameters; others (neck, heads) are always ``num_layers + 1``.
+        backbone_prefix: Prefix of backbone parameters; others (neck, heads) are ``num_layers + 1``...
+        head_embed_keys: ...unless their name starts with one of these prefixes: layer 0.
     """
     if not name.startswith(backbone_prefix):
-        return num_layers + 1
+        return 0 if head_embed_keys and name.startswith(tuple(head_embed_keys)) else num_layers + 1
     inner = name[len(backbone_prefix):]
     if any(inner.startswith(k) or f'.{k}' in f'.{inner}'.split('blocks.')[0] for k in embed_keys):
         return 0
@@ -79,10 +88,11 @@ class _LayerDecayMixin:
         embed_keys = tuple(cfg.pop('embed_keys', DEFAULT_EMBED_KEYS))
         no_decay_keys = tuple(cfg.pop('no_decay_keys', DEFAULT_NO_DECAY_KEYS))
         backbone_prefix = cfg.pop('backbone_prefix', 'backbone.')
+        head_embed_keys = tuple(cfg.pop('head_embed_keys', ()))
         if cfg:
             raise ValueError(f'ViTLayerDecayOptimWrapperConstructor: unknown paramwise_cfg keys {sorted(cfg)}; '
                              'known: num_layers, layer_decay_rate, block_pattern, embed_keys, no_decay_keys, '
-                             'backbone_prefix')
+                             'backbone_prefix, head_embed_keys')
         if num_layers is None:
             num_layers = count_vit_blocks(module, block_pattern, backbone_prefix)
         groups: dict[tuple, dict] = {}
@@ -90,7 +100,7 @@ class _LayerDecayMixin:
             if not param.requires_grad:
                 continue
             no_decay = param.ndim == 1 or name.endswith('.bias') or any(k in name for k in no_decay_keys)
-            layer_id = layer_id_for_vit(name, num_layers, block_pattern, embed_keys, backbone_prefix)
+            layer_id = layer_id_for_vit(name, num_layers, block_pattern, embed_keys, backbone_prefix, head_embed_keys)
             scale = rate ** (num_layers + 1 - layer_id)
             key = (layer_id, no_decay)
             if key not in groups:
@@ -114,7 +124,8 @@ class ViTLayerDecayOptimWrapperConstructor(_LayerDecayMixin, DefaultOptimWrapper
     """``DefaultOptimWrapperConstructor`` with ViT layer-wise lr decay (see module docstring).
 
     ``paramwise_cfg`` keys: ``num_layers`` (default: counted in the model, :func:`count_vit_blocks`),
-    ``layer_decay_rate`` (0.95), ``block_pattern``, ``embed_keys``, ``no_decay_keys``, ``backbone_prefix``.
+    ``layer_decay_rate`` (0.95), ``block_pattern``, ``embed_keys``, ``no_decay_keys``, ``backbone_prefix``,
+    ``head_embed_keys``.
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict | None = None) -> None:

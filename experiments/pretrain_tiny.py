@@ -29,6 +29,11 @@ own loader (``adapter.checkpoint``: format detection, key conversion, position-e
   rope_ref_grid=16``: the grid's override for that cell, in both profiles); no layer scale (gammas keep their
   initial value); its q / v biases and FFN norm are drawn away from their init so the round trip shows them.
 
+* ``beit`` (BEiT / BEiTv2, the BEiT-Adapter rows): a fine-tuned BEiT ``.pth`` ({'model': cls_token, patch_embed,
+  blocks.N.{gamma_1, gamma_2, norm1, attn.{q_bias, v_bias, qkv.weight, relative_position_bias_table,
+  relative_position_index}, ...}, fc_norm, head}; no position embedding). Its tables are for BEiT's 224-px 14x14
+  grid, so a backbone built for another grid gets them resized at load (the official BEiT loader's resize).
+
 The weights are random (seeded), so the grid measures the loader path, not the value of pre-training.
 """
 from __future__ import annotations
@@ -40,9 +45,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-FORMATS = ('deit', 'augreg', 'uniperceiver', 'dinov2', 'mae', 'eva02')
+FORMATS = ('deit', 'augreg', 'uniperceiver', 'dinov2', 'mae', 'eva02', 'beit')
 #: File suffix of each format.
-SUFFIX = {'deit': '.pth', 'augreg': '.npz', 'uniperceiver': '.pth', 'dinov2': '.pth', 'mae': '.pth', 'eva02': '.pt'}
+SUFFIX = {'deit': '.pth', 'augreg': '.npz', 'uniperceiver': '.pth', 'dinov2': '.pth', 'mae': '.pth', 'eva02': '.pt',
+          'beit': '.pth'}
+#: Grid side of the synthesised BEiT tables (BEiT's 224 px at patch 16).
+BEIT_GRID = 14
 #: DINOv2's and EVA-02's patch side (the loader resizes the kernel to the backbone's 16).
 DINOV2_PATCH = EVA02_PATCH = 14
 #: Rows of the synthesised EVA-02 lm_head (the real one predicts the 1024-wide EVA-CLIP-g features; dropped at load).
@@ -193,6 +201,39 @@ def _eva02(sd: dict, width: int, heads: int, rope_ref_grid) -> tuple[dict, dict]
         out[b + 'attn.rope.freqs_cos'], out[b + 'attn.rope.freqs_sin'] = cos, sin
     enc.pop('patch_embed.proj.weight')
     return {'module': out, 'epoch': 149}, enc
+def _beit(sd: dict, width: int, heads: int) -> tuple[dict, dict]:
+    """Fine-tuned BEiT layout; returns (checkpoint, the suite keys it encodes exactly: the tables are left out, the
+    loader resizes them from the 14x14 grid unless the backbone's grid is 14x14)."""
+    from adapter.checkpoint import beit_relative_position_index
+    g = torch.Generator().manual_seed(3)
+    blocks = sorted({int(k.split('.')[1]) for k in sd if k.startswith('blocks.')})
+    out = {'cls_token': sd.get('cls_token', torch.randn(1, 1, width, generator=g) * 0.02),
+           'patch_embed.proj.weight': sd['patch_embed.proj.weight'], 'patch_embed.proj.bias': sd['patch_embed.proj.bias'],
+           'fc_norm.weight': torch.ones(width), 'fc_norm.bias': torch.zeros(width),
+           'head.weight': torch.randn(1000, width, generator=g) * 0.02, 'head.bias': torch.zeros(1000)}
+    encoded = {k: v for k, v in sd.items() if k != 'pos_embed' and not k.endswith('attn.rel_pos_table')}
+    rows = (2 * BEIT_GRID - 1) ** 2 + 3
+    for i in blocks:
+        b = f'blocks.{i}.'
+        if b + 'attn.q_bias' in sd:
+            q, v = sd[b + 'attn.q_bias'], sd[b + 'attn.v_bias']
+        else:  # a fused-bias backbone: BEiT has no k bias, so the fused one it loads back has k = 0
+            q, _, v = sd[b + 'attn.qkv.bias'].chunk(3)
+            encoded[b + 'attn.qkv.bias'] = torch.cat([q, torch.zeros_like(q), v])
+        out[b + 'attn.q_bias'], out[b + 'attn.v_bias'] = q, v
+        out[b + 'attn.qkv.weight'] = sd[b + 'attn.qkv.weight']
+        table = torch.randn(rows, heads, generator=g) * 0.02
+        if b + 'attn.rel_pos_cls' in sd:
+            table[-3:] = sd[b + 'attn.rel_pos_cls'].t()
+        out[b + 'attn.relative_position_bias_table'] = table
+        out[b + 'attn.relative_position_index'] = beit_relative_position_index(BEIT_GRID)
+        for n in ('gamma_1', 'gamma_2'):  # learned gammas, not the init value
+            out[b + n] = torch.empty(width).uniform_(0.05, 1.0, generator=g)
+            if f'{b}ls{n[-1]}.gamma' in encoded:
+                encoded[f'{b}ls{n[-1]}.gamma'] = out[b + n]
+        for n in ('norm1', 'attn.proj', 'norm2', 'mlp.fc1', 'mlp.fc2'):
+            out[b + n + '.weight'], out[b + n + '.bias'] = sd[b + n + '.weight'], sd[b + n + '.bias']
+    return {'model': out}, encoded
 
 
 def synthesize(fmt: str, path: str | os.PathLike, backbone_cfg: dict, seed: int = 0) -> tuple[Path, dict]:
@@ -200,8 +241,8 @@ def synthesize(fmt: str, path: str | os.PathLike, backbone_cfg: dict, seed: int 
 
     Args:
         fmt: 'deit' (.pth), 'augreg' (.npz), 'uniperceiver' (.pth; the backbone with post_norm / embed_norm),
-            'dinov2' (.pth, 14x14 kernel), 'mae' (.pth, with a decoder) or 'eva02' (.pt, 14x14 kernel; the backbone
-            with EVA-02's block options).
+            'dinov2' (.pth, 14x14 kernel), 'mae' (.pth, with a decoder), 'eva02' (.pt, 14x14 kernel; the backbone
+            with EVA-02's block options) or 'beit' (.pth, 14x14-grid tables).
         path: Output file (its suffix is set from the format).
         backbone_cfg: The run's ``model.backbone`` config (arch, widths, pretrain_size).
         seed: Seed of the random weights.
@@ -209,13 +250,13 @@ def synthesize(fmt: str, path: str | os.PathLike, backbone_cfg: dict, seed: int 
     Returns:
         (the file written, the suite-named ViT state dict it encodes) -- for round-trip checks. For 'dinov2' the
         patch kernel is left out (the loader resizes it 14 -> 16), for 'mae' the layer-scale gammas (MAE has none),
-        for 'eva02' both.
+        for 'eva02' both, for 'beit' the relative position tables (resized at load).
     """
     if fmt not in FORMATS:
         raise ValueError(f'cannot synthesise {fmt!r} checkpoints; formats: {FORMATS}')
     vit = _suite_vit(backbone_cfg, seed)
     sd, heads = {k: v.detach().clone() for k, v in vit.state_dict().items()}, vit.blocks[0].attn.num_heads
-    width = sd['pos_embed'].shape[-1]
+    width = sd['patch_embed.proj.weight'].shape[0]
     path = Path(path).with_suffix(SUFFIX[fmt])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + '.tmp' + path.suffix)
@@ -231,6 +272,9 @@ def synthesize(fmt: str, path: str | os.PathLike, backbone_cfg: dict, seed: int 
         torch.save(ckpt, tmp)
     elif fmt == 'eva02':
         ckpt, sd = _eva02(sd, width, heads, vit.rope_ref_grid)
+        torch.save(ckpt, tmp)
+    elif fmt == 'beit':
+        ckpt, sd = _beit(sd, width, heads)
         torch.save(ckpt, tmp)
     else:
         np.savez(tmp, **{k: v.numpy().astype(np.float32) for k, v in _augreg(sd, width, heads).items()})

@@ -26,10 +26,12 @@ def official_state_dict(name: str, device: str = 'cpu', seed: int = 0) -> Dict[s
     out = {}
     for key, shape in model['keys'].items():
         if device == 'meta':
-            t = torch.empty(shape, device='meta', dtype=torch.long if key.endswith('num_batches_tracked')
-                            else torch.float32)
+            t = torch.empty(shape, device='meta', dtype=torch.long if key.endswith(
+                ('num_batches_tracked', 'relative_position_index')) else torch.float32)
         elif key.endswith('num_batches_tracked'):
             t = torch.tensor(1000)
+        elif key.endswith('relative_position_index'):
+            t = torch.randint(0, 10, shape, generator=gen)
         elif key.endswith('running_var'):
             t = torch.rand(shape, generator=gen) + 0.5
         else:

@@ -4,6 +4,7 @@ forward assembled by hand from the checkpoint's own tensors (the source models' 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -291,6 +292,19 @@ def eva02_layout(c, depth, heads, arch, release='pt', hidden=None, grid=None, ro
     return out
 
 
+# -------------------------------------------------------------------------------------------------- BEiT
+def beit_layout(c, depth, heads, grid, release='pt22k_ft22k', patch=16) -> dict:
+    spec = LAYOUTS['beit']
+    rel = spec['releases'][release]
+    dims = dict(C=c, P=patch, G=grid, T=(2 * grid - 1) ** 2 + 3, I=grid * grid + 1, K=heads, V=rel['V'])
+    out = _shapes(spec['top'], **dims)
+    out.update(_shapes(spec['top_pretrained' if rel['shared'] else 'top_finetuned'], **dims))
+    block = _shapes(spec['block'], **dims) | ({} if rel['shared'] else _shapes(spec['block_rel_pos'], **dims))
+    for i in range(depth):
+        out.update({f'blocks.{i}.{k}': s for k, s in block.items()})
+    return out
+
+
 def eva_rope_table(grid, head_dim, ref=16, theta=10000.0):
     """EVA-02's RoPE buffers written out as its code does (``rope.py::VisionRotaryEmbeddingFast``, dim = head_dim / 2):
     positions arange(grid) / grid * ref, 'lang' frequencies, each repeated for its channel pair, the row half then the
@@ -510,7 +524,7 @@ def test_eva02_in21k_finetuned_release_and_the_loaders_refusals():
 
 def test_qv_bias_and_full_bias_load_the_same_model():
     """qkv_bias='qv' keeps EVA-02's fixed zero k bias; qkv_bias=True takes the same weights with a zero k third and
-    computes the same; a checkpoint with a k bias refuses to go into a 'qv' model."""
+    computes the same; a checkpoint with a k bias refuses to go into a 'qv' model with RoPE (which rotates k)."""
     ckpt = _eva_checkpoint('B', seed=14)
     qv, full = _eva_vit(), _eva_vit(qkv_bias=True)
     assert 'blocks.0.attn.q_bias' in qv.state_dict() and 'blocks.0.attn.qkv.bias' not in qv.state_dict()
@@ -543,3 +557,147 @@ def test_attention_sub_ln_is_an_option_and_refused_when_missing():
                                    rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match='attn_norm=True'):
         load_pretrained(_eva_vit(), ckpt)
+def beit_index(g: int) -> torch.Tensor:
+    """BEiT's relative_position_index for a g x g grid after a class token (as modeling_finetune builds it): grid
+    pairs index (dy + g - 1) * (2g - 1) + (dx + g - 1); row 0 (class query) T-3, column 0 (class key) T-2, [0, 0]
+    T-1, T the table's rows."""
+    ys, xs = torch.meshgrid(torch.arange(g), torch.arange(g), indexing='ij')
+    ys, xs = ys.flatten(), xs.flatten()
+    t = (2 * g - 1) ** 2 + 3
+    idx = torch.zeros(g * g + 1, g * g + 1, dtype=torch.long)
+    idx[1:, 1:] = (ys[:, None] - ys[None, :] + g - 1) * (2 * g - 1) + (xs[:, None] - xs[None, :] + g - 1)
+    idx[0, :], idx[:, 0], idx[0, 0] = t - 3, t - 2, t - 1
+    return idx
+
+
+def beit_reference(sd, x, heads, tables=None):
+    """BEiT's forward from the checkpoint's tensors: patches, the class token in front (no position embedding),
+    blocks with q / v biases, the per-block table gathered by ``beit_index`` (``tables`` replaces the checkpoint's,
+    e.g. resized ones), gammas; returns the patch tokens as a (B, C, h, w) map."""
+    w = sd['patch_embed.proj.weight']
+    t = F.conv2d(x, w, sd['patch_embed.proj.bias'], stride=w.shape[-1])
+    b, c, gh, gw = t.shape
+    assert gh == gw
+    idx = beit_index(gh)
+    t = torch.cat([sd['cls_token'].expand(b, -1, -1), t.flatten(2).transpose(1, 2)], 1)
+    n = t.shape[1]
+    depth = 1 + max(int(k.split('.')[1]) for k in sd if k.startswith('blocks.'))
+    for i in range(depth):
+        p = f'blocks.{i}.'
+        h = F.layer_norm(t, (c,), sd[p + 'norm1.weight'], sd[p + 'norm1.bias'], eps=1e-6)
+        bias = torch.cat([sd[p + 'attn.q_bias'], torch.zeros_like(sd[p + 'attn.q_bias']), sd[p + 'attn.v_bias']])
+        q, k, v = F.linear(h, sd[p + 'attn.qkv.weight'], bias).reshape(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        table = sd[p + 'attn.relative_position_bias_table'] if tables is None else tables[i]
+        rel = table[idx.flatten()].reshape(n, n, heads).permute(2, 0, 1)
+        a = torch.softmax(q @ k.transpose(-2, -1) * (c // heads) ** -0.5 + rel, -1) @ v
+        a = F.linear(a.transpose(1, 2).reshape(b, n, c), sd[p + 'attn.proj.weight'], sd[p + 'attn.proj.bias'])
+        t = t + sd[p + 'gamma_1'] * a
+        h = F.layer_norm(t, (c,), sd[p + 'norm2.weight'], sd[p + 'norm2.bias'], eps=1e-6)
+        m = F.linear(F.gelu(F.linear(h, sd[p + 'mlp.fc1.weight'], sd[p + 'mlp.fc1.bias'])),
+                     sd[p + 'mlp.fc2.weight'], sd[p + 'mlp.fc2.bias'])
+        t = t + sd[p + 'gamma_2'] * m
+    return t[:, 1:].transpose(1, 2).reshape(b, c, gh, gw)
+
+
+BEIT_VIT = dict(rel_pos_bias=True, class_token=True, abs_pos_embed=False, qkv_bias='qv', layer_scale_init=1e-6)
+
+
+@pytest.mark.parametrize('release', list(LAYOUTS['beit']['releases']))
+def test_public_beit_large_loads_strictly_into_the_beit_adapter_vit(release):
+    """BEiT-L's full key set and shapes (meta device) into the ViT of the official BEiT-Adapter-L 896 config: every
+    key has its place (q / v biases, gammas, the class token, per-block tables and their class entries), nothing is
+    missing or unexpected; heads / norms / index buffers are dropped, and the 27x27 tables of the 224-px grid are
+    resized to the 111x111 of 896 px."""
+    c, depth, heads, patch = LAYOUTS['beit']['archs']['beit_large_patch16_224']
+    grid = LAYOUTS['beit']['img_size'] // patch
+    with torch.device('meta'):
+        model = VisionTransformer(c, depth, heads, patch_size=patch, pretrain_size=896, **BEIT_VIT)
+        ckpt = {k: torch.empty(s) for k, s in beit_layout(c, depth, heads, grid, release).items()}
+    assert detect_format(ckpt) == 'beit'
+    sd, _, _, _ = convert_state_dict(ckpt)
+    own = model.state_dict()
+    assert set(sd) == set(own) and 'pos_embed' not in own
+    assert {k for k in sd if sd[k].shape != own[k].shape} == {f'blocks.{i}.attn.rel_pos_table' for i in range(depth)}
+    assert own['blocks.0.attn.rel_pos_table'].shape == (heads, 111, 111) and sd['blocks.0.attn.rel_pos_table'].shape == \
+        (heads, 27, 27) and sd['blocks.0.attn.rel_pos_cls'].shape == (heads, 3)
+    rep = load_pretrained(model, ckpt)
+    assert rep.format == 'beit' and rep.missing == [] and rep.unexpected == []
+    top = set(_shapes(LAYOUTS['beit']['top_pretrained' if release == 'pt22k' else 'top_finetuned'], C=c, V=1, T=1,
+                      I=1, K=1))
+    assert set(rep.dropped) == (top if release == 'pt22k' else
+                                top | {f'blocks.{i}.attn.relative_position_index' for i in range(depth)})
+    assert sum(f'rel_pos_table resized ({heads}, 27, 27) -> ({heads}, 111, 111)' in n for n in rep.notes) == depth
+
+
+def _beit_ckpt(grid, seed=11, release='pt22k_ft22k'):
+    sd = _random(beit_layout(C, DEPTH, HEADS, grid, release), seed)
+    for k in [k for k in sd if k.endswith('relative_position_index')]:
+        sd[k] = beit_index(grid)
+    return sd
+
+
+def test_beit_forward_matches_the_hand_assembled_model():
+    """The loaded ViT (class token with BEiT's class entries, q / v biases, gammas, no position embedding) computes
+    BEiT's patch tokens to float64 rounding; the same ViT without a class token drops the class entries."""
+    ckpt = _beit_ckpt(grid=4)
+    model = _suite_vit(prefix=(True, 0), pretrain_size=64, layer_scale=1e-6, rel_pos_bias=True, abs_pos_embed=False,
+                       qkv_bias='qv')
+    rep = load_pretrained(model, {'model': ckpt})
+    assert rep.missing == [] and rep.unexpected == [] and not any('resized' in n for n in rep.notes)
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), beit_reference(ckpt, x, HEADS), rtol=1e-9, atol=1e-9)
+    fused = _suite_vit(pretrain_size=64, layer_scale=1e-6, rel_pos_bias=True, abs_pos_embed=False)  # qkv_bias=True
+    rep = load_pretrained(fused, ckpt)
+    assert rep.missing == [] and {'cls_token', 'blocks.0.attn.rel_pos_cls'} <= set(rep.dropped)
+    assert any('fused into attn.qkv.bias' in n for n in rep.notes)
+    torch.testing.assert_close(fused.blocks[1].attn.qkv.bias.chunk(3)[1], torch.zeros(C, dtype=torch.float64))
+
+
+def test_beit_tables_are_resized_as_the_official_loader():
+    """A 4x4-grid checkpoint into a ViT for a 5x5 grid (tables 7x7 -> 9x9): every head is the interpolating
+    bicubic spline through the entries at BEiT's geometric offsets (here recomputed as two 1-D not-a-knot splines,
+    arguments clamped to the source range, as FITPACK); the class entries are kept; the forward at 80 px is BEiT's
+    with those tables. BEiT-L 224 -> 896 (27 -> 111): offsets spread by q = 1.218 to +-55."""
+    from scipy.interpolate import make_interp_spline
+
+    from adapter.checkpoint import beit_offsets
+    ckpt = _beit_ckpt(grid=4, seed=12)
+    model = _suite_vit(prefix=(True, 0), pretrain_size=80, layer_scale=1e-6, rel_pos_bias=True, abs_pos_embed=False,
+                       qkv_bias='qv')
+    load_pretrained(model, ckpt)
+    src, dst, q = beit_offsets(7, 9)
+    assert q == pytest.approx((13 ** 0.5 - 1) / 2, abs=1e-6)  # 1 + q + q^2 = 4
+    assert abs(src[-1] - 4) < 1e-5 and list(dst) == list(range(-4, 5))
+    assert list(src[3:6]) == [0.0, 1.0, 1.0 + q]   # offsets 0 and 1 stay where they are
+    x27, _, q27 = beit_offsets(27, 111)
+    assert q27 == pytest.approx(1.21807, abs=1e-5) and x27[-1] == pytest.approx(55, abs=1e-3)
+    tables = []
+    for i in range(DEPTH):
+        t = ckpt[f'blocks.{i}.attn.relative_position_bias_table']
+        grid = t[:-3].t().reshape(HEADS, 7, 7).numpy()
+        d = np.clip(dst, src[0], src[-1])
+        want = make_interp_spline(src, make_interp_spline(src, grid, k=3, axis=2)(d), k=3, axis=1)(d)
+        got = model.blocks[i].attn.rel_pos_table.detach()
+        torch.testing.assert_close(got, torch.from_numpy(want), rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(got[:, 3:6, 3:6], torch.from_numpy(grid[:, 2:5, 2:5]))  # knots: offsets 0, +-1
+        torch.testing.assert_close(model.blocks[i].attn.rel_pos_cls.detach(), t[-3:].t())
+        tables.append(torch.cat([got.flatten(1).t(), t[-3:]]))
+    x = torch.randn(1, 3, 80, 80, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), beit_reference(ckpt, x, HEADS, tables), rtol=1e-9, atol=1e-9)
+
+
+def test_fused_qkv_bias_into_a_qv_vit_drops_only_the_k_bias():
+    """A timm checkpoint (fused qkv bias with a k part) into a ViT with BEiT's q / v biases: the k bias is dropped
+    and the output is unchanged (a k bias shifts every logit of a query alike)."""
+    ref = _suite_vit(pretrain_size=64)
+    with torch.no_grad():
+        for blk in ref.blocks:
+            blk.attn.qkv.bias.normal_()
+    qv = _suite_vit(pretrain_size=64, qkv_bias='qv')
+    rep = load_pretrained(qv, {k: v for k, v in ref.state_dict().items()}, fmt='timm')
+    assert rep.missing == [] and rep.unexpected == [] and any('split into q_bias / v_bias' in n for n in rep.notes)
+    x = torch.randn(1, 3, 48, 64, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(qv(x), ref(x), rtol=1e-9, atol=1e-9)

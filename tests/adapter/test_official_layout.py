@@ -19,13 +19,37 @@ def _backbone(sd):
 def test_official_layout_loads_strictly_and_counts_match(name):
     sd = official_state_dict(name, device='meta')
     out, dropped, unmatched = convert_official(sd)
-    assert unmatched == [] and dropped == []  # the official backbones have no class token parameter
+    # the official ViT-Adapter backbones have no class token parameter; BEiT's relative position index buffers go
+    assert unmatched == [] and dropped == [k for k in sd if k.endswith('relative_position_index')]
     with torch.device('meta'):
         model = build_for_check(_backbone(out))
     model.load_state_dict(_backbone(out), strict=True, assign=True)
     ours = sum(p.numel() for p in model.parameters())
-    # the one documented difference: the official pos_embed keeps an unused class-token slot (C parameters)
-    assert ours == official_param_count(name) - model.embed_dim
+    # the one documented difference: the official pos_embed keeps an unused class-token slot (C parameters); BEiT
+    # has no pos_embed, and its table is ours split in two (grid offsets + class entries): equal counts
+    assert ours == official_param_count(name) - (model.embed_dim if 'pos_embed' in layouts()[name]['keys'] else 0)
+
+
+def test_beit_adapter_round_trip_to_official_is_lossless():
+    """A tiny BEiT-Adapter (class token, q / v biases, per-block tables with class entries, no pos_embed) -> the
+    official BEiTAdapter names (relative_position_bias_table + index buffer, gamma_1, cls_token) -> back, exactly;
+    ``check_kwargs`` rebuilds it from the converted keys."""
+    from adapter import ViTAdapter
+    torch.manual_seed(0)
+    m = ViTAdapter('tiny', rel_pos_bias=True, class_token=True, abs_pos_embed=False, qkv_bias='qv', pretrain_size=64)
+    ours = {'backbone.' + k: v for k, v in m.state_dict().items()}
+    official = convert_to_official(ours)
+    assert 'backbone.cls_token' in official and 'backbone.blocks.0.gamma_1' in official
+    assert official['backbone.blocks.3.attn.relative_position_bias_table'].shape == (7 * 7 + 3, 2)
+    assert official['backbone.blocks.3.attn.relative_position_index'].shape == (17, 17)
+    assert not any(k.endswith(('qkv.bias', 'pos_embed', 'rel_pos_cls')) for k in official)
+    back, dropped, unmatched = convert_official(official)
+    assert unmatched == [] and len(dropped) == 12 and set(back) == set(ours)
+    for k, v in ours.items():
+        torch.testing.assert_close(back[k], v, rtol=0, atol=0)
+    rebuilt = build_for_check(_backbone(back), arch="tiny")
+    rebuilt.load_state_dict(_backbone(back), strict=True)
+    assert rebuilt.vit.pretrain_grid == (4, 4) and rebuilt.vit.cls_token is not None
 
 
 def test_vit_adapter_s_detection_count_is_the_official_one():

@@ -155,3 +155,44 @@ def test_position_embedding_resizes_in_its_own_precision():
     grid = pe.reshape(1, 14, 14, 8).permute(0, 3, 1, 2)
     want = F.interpolate(grid, size=(20, 30), mode='bicubic', align_corners=False).permute(0, 2, 3, 1).reshape(1, 600, 8)
     torch.testing.assert_close(resize_pos_embed(pe, (14, 14), (20, 30)), want, rtol=0, atol=0)
+
+
+def test_beit_adapter_carries_the_class_token_through_the_vit_blocks_only():
+    """The official BEiT-Adapter (``InteractionBlockWithCls``): the injector updates the patch tokens, the class token
+    is put back in front for the ViT blocks and split off again, the extractors (and the two extra ones) read patch
+    tokens only, and the class token carries over from one interaction to the next. With the injector gammas at 0
+    the adapter's ViT therefore computes exactly the plain ViT with its class token."""
+    torch.manual_seed(0)
+    m = ViTAdapter(arch='tiny', rel_pos_bias=True, class_token=True, abs_pos_embed=False, qkv_bias='qv',
+                   layer_scale_init=1e-6, init_gamma=1e-6, pretrain_size=96, vit_feature_source='per_interaction')
+    m = m.double().eval()
+    assert m.vit.pos_embed is None and m.vit.cls_token.shape == (1, 1, 64)
+    assert all(blk.attn.rel_pos_cls.shape == (2, 3) and blk.attn.qkv.bias is None for blk in m.vit.blocks)
+    with torch.no_grad():
+        for blk in m.vit.blocks:
+            blk.ls1.gamma.fill_(0.5)
+            blk.ls2.gamma.fill_(0.5)
+            blk.attn.rel_pos_cls.normal_()
+    seen = []
+    hooks = [mod.register_forward_pre_hook(lambda mod, args: seen.append((type(mod).__name__, args[0].shape[1],
+                                                                          args[2].shape[1])))
+             for mod in [b.injector for b in m.interactions] + [b.extractor for b in m.interactions]
+             + list(m.extra_extractors)]
+    x = torch.randn(1, 3, 96, 128, dtype=torch.float64)
+    hw = 6 * 8
+    with torch.no_grad():
+        m(x)
+    for h in hooks:
+        h.remove()
+    assert sorted(n for n, _, _ in seen) == ['Extractor'] * 6 + ['Injector'] * 4
+    assert all(q == hw for n, q, _ in seen if n == 'Injector') and all(f == hw for n, _, f in seen if n == 'Extractor')
+    with torch.no_grad():
+        for b in m.interactions:
+            b.injector.gamma.zero_()
+        adapter_blocks = m.forward_intermediates(x)['vit_blocks']
+        plain = m.vit.forward_intermediates(x)
+        for a, b in zip(adapter_blocks, plain):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+        before = m(x)[2].clone()
+        m.vit.cls_token.add_(torch.randn_like(m.vit.cls_token))
+        assert (m(x)[2] - before).abs().max() > 1e-6   # the class token takes part in the ViT attention

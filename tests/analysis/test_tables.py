@@ -95,7 +95,8 @@ EXPECTED_ROWS['T2'] = [(fw, m) for fw, ms in (('Cascade Mask R-CNN', ('ViT-S', '
                                             ('ATSS', ('ViT-S', 'ViT-Adapter-S')), ('GFL', ('ViT-S', 'ViT-Adapter-S')))
                        for m in ms]
 EXPECTED_ROWS['T5'] = [('ViT-Adapter-L', 'HTC++', 'IN-22K, sup')]
-EXPECTED_ROWS['T6'] = [('ViT-Adapter-L', 'Mask2Former', 'IN-22K, sup')]
+EXPECTED_ROWS['T6'] = [('ViT-Adapter-L', 'Mask2Former', 'IN-22K, sup'), ('ViT-Adapter-L', 'Mask2Former', 'IN-22K, BEiT'),
+                       ('ViT-Adapter-L', 'Mask2Former', 'Multi-modal, BEiTv2')]
 # Paper columns compared per table (as printed; T1/T4 by position because names repeat).
 EXPECTED_COLS = {
     'A1': [5, 6, 7], 'A2': [1, 2, 3], 'A3': [2, 3, 4, 5, 6, 7], 'T3': [2, 3],

@@ -12,7 +12,8 @@ EXPECTED = {
 }
 EXPECTED['det-frameworks'] = [f'cascade_{k}_{z}' for k in ('vit', 'vit_adapter') for z in 'SB'] + [
     f'{d}_{k}_S' for d in ('atss', 'gfl') for k in ('vit', 'vit_adapter')]
-EXPECTED['sota'] = ['htcpp_vit_adapter_L', 'mask2former_vit_adapter_L']
+EXPECTED['sota'] = ['htcpp_vit_adapter_L', 'mask2former_vit_adapter_L', 'mask2former_beit_adapter_L',
+                   'mask2former_beitv2_adapter_L']
 
 
 def test_grid_names_match_the_contract():

@@ -63,9 +63,40 @@ def test_det_frameworks_tiny_one_step(run, tmp_path, synthetic_data):
 
 def test_sota_grid():
     runs = {r.name: r for r in get_grid('sota').runs(1)}
-    assert list(runs) == ['htcpp_vit_adapter_L', 'mask2former_vit_adapter_L']
+    assert list(runs) == ['htcpp_vit_adapter_L', 'mask2former_vit_adapter_L', 'mask2former_beit_adapter_L',
+                          'mask2former_beitv2_adapter_L']
     assert (runs['htcpp_vit_adapter_L'].task, runs['mask2former_vit_adapter_L'].task) == ('det', 'seg')
     assert runs['mask2former_vit_adapter_L'].configs['paper'] == 'mask2former_vit_adapter_L_640_160k.py'
+    for name, ckpt in (('mask2former_beit_adapter_L', 'beit_large_patch16_224_pt22k_ft22k'),
+                       ('mask2former_beitv2_adapter_L', 'beitv2_large_patch16_224_pt1k_ft21k')):
+        assert runs[name].configs == dict(paper='mask2former_beit_adapter_L_896_80k.py',
+                                          tiny='tiny/mask2former_beit_tiny.py')
+        assert runs[name].resolved_overrides('paper')['model.backbone.pretrained'] == f'pretrained/{ckpt}.pth'
+        assert runs[name].resolved_overrides('tiny')['model.backbone.pretrained'] == '@synthetic:beit'
+
+
+def test_mask2former_beit_896_paper_model():
+    """The BEiT-Adapter-L 896 config is the 640 one with BEiT's ViT (class token, no position embedding, 111x111
+    relative position tables + class entries, q / v biases, gammas from 1e-6) and 200 queries; 570.74M, the paper's
+    571M (Table 6; the official README too). Its backbone has the official BEiTAdapter's 331,091,648 parameters
+    (the key layout of tests/adapter/data/official_layout.json)."""
+    from analysis.model_summary import count_params
+    from experiments.models import CONFIG_DIR, build_model, load_config
+    from tests.adapter.official_layout import official_param_count
+    cfg = load_config(CONFIG_DIR / 'mask2former_beit_adapter_L_896_80k.py')
+    model = build_model('seg', cfg.model, device='meta')
+    vit, head = model.backbone.vit, model.decode_head
+    assert vit.pos_embed is None and vit.cls_token.shape == (1, 1, 1024) and vit.pretrain_grid == (56, 56)
+    blk = vit.blocks[0]
+    assert blk.attn.rel_pos_table.shape == (16, 111, 111) and blk.attn.rel_pos_cls.shape == (16, 3)
+    assert blk.attn.qkv.bias is None and blk.attn.q_bias.shape == (1024,)
+    assert (cfg.model.backbone.layer_scale_init, cfg.model.backbone.init_gamma) == (1e-6, 1e-6)  # (meta: no values)
+    assert head.num_queries == 200 and head.query_embed.weight.shape == (200, 1024)
+    assert count_params(model.backbone) == official_param_count('seg_beit_adapter_L_896') == 331_091_648
+    assert count_params(model) / 1e6 == pytest.approx(570.74, abs=0.01)
+    assert abs(count_params(model) / 1e6 - 571) <= 0.5   # the paper's rounding (tests/analysis/test_params.py)
+    assert (cfg.train_cfg.max_iters, cfg.train_dataloader.batch_size, tuple(cfg.model.test_cfg.stride)) == \
+        (80000, 1, (512, 512))
 
 
 def test_htcpp_paper_model():
@@ -81,10 +112,13 @@ def test_htcpp_paper_model():
     assert count_params(model) / 1e6 == pytest.approx(400.32, abs=0.01)
 
 
-@pytest.mark.parametrize('run', ['htcpp_vit_adapter_L', 'mask2former_vit_adapter_L'])
+@pytest.mark.parametrize('run', ['htcpp_vit_adapter_L', 'mask2former_vit_adapter_L', 'mask2former_beit_adapter_L'])
 def test_sota_tiny_one_step(run, tmp_path, synthetic_data):
     m = _one_step('sota', run, tmp_path)
     assert ('coco/segm_mAP' in m) if run.startswith('htcpp') else ('mIoU' in m)
+    if 'beit' in run:  # the synthesised BEiT checkpoint loaded strictly (its 14x14-grid tables resized to 8x8's)
+        log = ''.join(p.read_text() for p in tmp_path.rglob('*.log'))
+        assert 'format=beit; missing=[]; unexpected=[]' in log and '(2, 27, 27) -> (2, 15, 15)' in log
 
 
 def test_wire_feeds_a_neck_chain_and_mask2former():

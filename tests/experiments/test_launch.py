@@ -203,3 +203,27 @@ def test_submission_failure_messages_name_cause_and_fix(monkeypatch):
     monkeypatch.setattr(cl.shutil, 'which', lambda name: None if name == 'srun' else f'/usr/bin/{name}')
     msg = cl.submission_failure(RuntimeError('Could not detect "srun"'), 'slurm')
     assert msg.startswith('srun is not on PATH') and 'make slurm-up' in msg
+
+
+def test_tiny_beit_cell_loads_its_synthesised_checkpoint(tmp_path, synthetic_data):
+    """The sota grid's tiny BEiT cell: a synthesised BEiT-format file (14x14-grid tables, learned gammas, class
+    token) loads into its backbone with nothing missing; every tensor but the resized tables is the file's."""
+    import torch
+    from mmengine.config import Config
+
+    from adapter import build_backbone
+    from experiments.pretrain_tiny import synthesize
+    spec = get_grid('sota').runs(1, only=['mask2former_beit_adapter_L'])[0]
+    rdir, _ = launch.prepare_run(spec, 'tiny', tmp_path, {}, 'cmd', dry_run=False)
+    manifest = json.loads((rdir / rd.MANIFEST).read_text())
+    path = manifest['overrides']['model.backbone.pretrained']
+    assert path.endswith('.pth') and any('synthesised random beit' in n for n in manifest['notes'])
+    bb = {k: v for k, v in Config.fromfile(str(rdir / rd.CONFIG)).model.backbone.to_dict().items() if k != 'type'}
+    model = build_backbone(dict(bb, type='ViTAdapter', pretrained=None))
+    rep = model.load_pretrained(path)
+    assert rep.format == 'beit' and rep.missing == [] and rep.unexpected == []
+    _, sd = synthesize('beit', tmp_path / 'again', dict(bb))
+    own = model.vit.state_dict()
+    assert set(own) - set(sd) == {f'blocks.{i}.attn.rel_pos_table' for i in range(12)}
+    assert all(torch.equal(own[k], v) for k, v in sd.items())
+    assert own['blocks.0.attn.rel_pos_table'].shape == (2, 15, 15) and own['cls_token'].shape == (1, 1, 64)

@@ -17,7 +17,10 @@ PAPER = sorted(p for p in CONFIG_DIR.glob('*.py'))
 
 def official_name(config: str) -> str:
     """'maskrcnn_vit_adapter_S_1x' -> 'det_adapter_S'; 'upernet_vit_B_160k' -> 'seg_baseline_B';
-    'upernet_vit_adapter_B_in22k_160k' -> 'seg_adapter_B_in22k'."""
+    'upernet_vit_adapter_B_in22k_160k' -> 'seg_adapter_B_in22k'; 'mask2former_beit_adapter_L_896_80k' ->
+    'seg_beit_adapter_L_896' (the official BEiTAdapter)."""
+    if config.startswith('mask2former_beit_adapter_L_896'):
+        return 'seg_beit_adapter_L_896'
     m = re.fullmatch(r'(maskrcnn|upernet|semfpn|cascade_mask_rcnn|atss|gfl|htcpp|mask2former)_vit_(adapter_)?([TSBL])'
                      r'(_in22k)?_\w+', config)
     assert m, config
@@ -55,7 +58,11 @@ def test_paper_config_has_the_official_settings_and_layout(path):
     assert [bool(blk.attn.window_size) for blk in vit.blocks] == kw['window_attn']
     rate = DROP_PATH.get(path.stem, kw['drop_path_rate'])
     assert [blk.drop_path.p for blk in vit.blocks] == pytest.approx([rate * i / (depth - 1) for i in range(depth)])
-    assert vit.pretrain_grid == (kw.get('pretrain_size', 224) // 16,) * 2
+    # BEiT: no position embedding; the grid is that of the relative position tables, BEiT's img_size
+    beit = kw.get('use_abs_pos_emb') is False
+    assert vit.pretrain_grid == ((kw['img_size'] if beit else kw.get('pretrain_size', 224)) // 16,) * 2
+    assert (vit.pos_embed is None, vit.cls_token is not None, vit.qkv_bias) == ((True, True, 'qv') if beit else
+                                                                              (False, False, True))
     assert kw.get('layer_scale', True) and all(hasattr(blk.ls1, 'gamma') for blk in vit.blocks)
     if 'adapter' in name:
         assert model.indexes == kw['interaction_indexes']
@@ -71,5 +78,5 @@ def test_paper_config_has_the_official_settings_and_layout(path):
     ours = {'backbone.' + k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert unmatched == [] and {k: tuple(v.shape) for k, v in converted.items()} == ours
     back = convert_to_official(converted)
-    assert {k[len('backbone.'):]: list(v.shape) for k, v in back.items() if k != 'backbone.cls_token'} == \
-        official['keys']
+    assert {k[len('backbone.'):]: list(v.shape) for k, v in back.items()
+            if k != 'backbone.cls_token' or 'cls_token' in official['keys']} == official['keys']

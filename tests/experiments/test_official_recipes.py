@@ -57,14 +57,18 @@ def official_custom_keys(name: str, keys: dict, lr: float, wd: float) -> tuple:
     return lr, wd
 
 
-def official_layer_decay(name: str, ndim: int, num_layers: int, rate: float, lr: float, wd: float) -> tuple:
-    """lr and weight decay of a parameter under the official LayerDecayOptimizerConstructor (detection and
-    segmentation versions agree on these models): layer 0 = the ViT embeddings, block i = layer i + 1, anything
-    else (adapter, neck, heads) = layer num_layers + 1 at the full lr; lr x rate ** (num_layers + 1 - layer).
+def official_layer_decay(name: str, ndim: int, num_layers: int, rate: float, lr: float, wd: float,
+                         layer0_head: tuple = ()) -> tuple:
+    """lr and weight decay of a parameter under the official LayerDecayOptimizerConstructor: layer 0 = the ViT
+    embeddings, block i = layer i + 1, anything else (adapter, neck, heads) = layer num_layers + 1 at the full lr;
+    lr x rate ** (num_layers + 1 - layer). The segmentation version also puts the head parameters whose names start
+    with ``layer0_head`` in layer 0 (the Mask2Former head's mask_embed, cls_embed, level_embed, query_embed and
+    query_feat; the other heads have no such names, and there both versions agree).
     No weight decay for 1-D parameters and biases only: its extra check of the bare names 'pos_embed' /
     'cls_token' never matches a full name such as 'backbone.pos_embed', so the embeddings are decayed."""
     if name in ('backbone.cls_token', 'backbone.mask_token', 'backbone.pos_embed', 'backbone.visual_embed') or \
-            name.startswith(('backbone.patch_embed', 'backbone.visual_embed')):
+            name.startswith(('backbone.patch_embed', 'backbone.visual_embed')) or \
+            (layer0_head and name.startswith(tuple(layer0_head))):
         layer = 0
     elif name.startswith(('backbone.blocks.', 'backbone.layers.')):
         layer = int(name.split('.')[2]) + 1
@@ -82,6 +86,9 @@ def official_names(model: torch.nn.Module) -> dict:
     out = {name: by_id.get(id(p)) for name, p in params.items()}
     if 'backbone.vit.pos_embed' in out:  # gets its class-token slot back, so a new tensor
         out['backbone.vit.pos_embed'] = 'backbone.pos_embed'
+    for name in out:  # BEiT: grid offsets + class entries are one official table (a new tensor)
+        if name.endswith(('.attn.rel_pos_table', '.attn.rel_pos_cls')):
+            out[name] = name.replace('backbone.vit.', 'backbone.').rsplit('.', 1)[0] + '.relative_position_bias_table'
     assert None not in out.values(), [k for k, v in out.items() if v is None]
     return out
 
@@ -116,6 +123,7 @@ def test_paramwise_cfg(stem):
         ld = pw['layer_decay']
         assert ow.constructor == 'ViTLayerDecayOptimWrapperConstructor'
         assert ow.paramwise_cfg.layer_decay_rate == ld['rate']
+        assert list(ow.paramwise_cfg.get('head_embed_keys', [])) == ld.get('layer0_head', [])
         assert ow.paramwise_cfg.get('num_layers', ld['num_layers']) == ld['num_layers']  # else counted: see below
 
 
@@ -144,7 +152,7 @@ def test_param_groups_follow_the_official_rule(stem):
             want = official_custom_keys(off, r['paramwise']['custom_keys'], lr, wd)
         else:
             ld = r['paramwise']['layer_decay']
-            want = official_layer_decay(off, p.ndim, ld['num_layers'], ld['rate'], lr, wd)
+            want = official_layer_decay(off, p.ndim, ld['num_layers'], ld['rate'], lr, wd, ld.get('layer0_head', ()))
         if got[id(p)] != pytest.approx(want, rel=1e-9, abs=0):
             wrong.append(f'{name} ({off}): lr, wd {got[id(p)]} != {want}')
     assert not wrong, f'{len(wrong)} parameters differ, e.g.\n' + '\n'.join(wrong[:12])

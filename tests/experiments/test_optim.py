@@ -79,3 +79,17 @@ def test_registered_in_all_registries():
     for reg in (mmengine.registry, mmdet.registry, mmseg.registry):
         assert reg.OPTIM_WRAPPER_CONSTRUCTORS.get('ViTLayerDecayOptimWrapperConstructor') is \
             ViTLayerDecayOptimWrapperConstructor
+
+
+def test_head_embed_keys_put_mask2former_embeddings_in_layer_0():
+    """The official segmentation constructor: the Mask2Former head's query / level embeddings and class / mask
+    predictors share layer 0 with the ViT embeddings; the rest of the head (the pixel decoder's level_encoding too)
+    keeps the full lr."""
+    from experiments.optim import MASK2FORMER_HEAD_EMBED
+    for name in ('decode_head.query_embed.weight', 'decode_head.query_feat.weight', 'decode_head.level_embed.weight',
+                 'decode_head.cls_embed.bias', 'decode_head.mask_embed.4.weight'):
+        assert layer_id_for_vit(name, 24, head_embed_keys=MASK2FORMER_HEAD_EMBED) == 0
+        assert layer_id_for_vit(name, 24) == 25
+    for name in ('decode_head.pixel_decoder.level_encoding.weight', 'decode_head.transformer_decoder.layers.0.ffn.'
+                 'layers.0.0.weight', 'backbone.level_embed'):
+        assert layer_id_for_vit(name, 24, head_embed_keys=MASK2FORMER_HEAD_EMBED) == 25

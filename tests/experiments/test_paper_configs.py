@@ -27,9 +27,10 @@ def _backbone(path: Path) -> dict:
 
 @pytest.mark.parametrize('path', PAPER, ids=_id)
 def test_official_backbone_rules(path):
-    """Layer scale 1.0 everywhere; the ViT tokens join the pyramid by the detection / segmentation rule."""
+    """Layer scale 1.0 everywhere (BEiT-Adapter: BEiT's init_values 1e-6); the ViT tokens join the pyramid by the
+    detection / segmentation rule."""
     bb = _backbone(path)
-    assert bb['layer_scale_init'] == 1.0
+    assert bb['layer_scale_init'] == (1e-6 if '_beit_' in path.name else 1.0)
     task = 'seg' if path.name.startswith(('upernet', 'semfpn', 'mask2former')) else 'det'
     assert path.name.startswith(('maskrcnn', 'upernet', 'semfpn', 'cascade_mask_rcnn', 'atss', 'gfl', 'htcpp',
                                  'mask2former'))

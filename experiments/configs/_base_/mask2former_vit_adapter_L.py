@@ -7,7 +7,9 @@ bias, no absolute position embedding and layer scale 1e-6; the suite's ViT could
 ``rel_pos_bias=True``, but the paper's BEiT rows are not reproduced here): Mask2Former head at width 1024 (pixel
 decoder 6 deformable layers, 32 heads, FFN 4096; decoder 9 layers, 32 heads; 100 queries; class weight 0.1 for "no
 object"; losses cls 2 / mask 5 / dice 5 with 12,544 sampled points), drop path 0.3, gradient checkpointing, AdamW lr
-2e-5, wd 0.05, layer-wise lr decay 0.90 over the 24 blocks, 1,500-iteration warm-up and poly decay, batch 8 x 2,
+2e-5, wd 0.05, layer-wise lr decay 0.90 over the 24 blocks (the segmentation version of the official constructor:
+the head's query / level embeddings and class / mask predictors in layer 0 with the ViT embeddings, lr x 0.9^25),
+1,500-iteration warm-up and poly decay, batch 8 x 2,
 slide test 640 / 426. mmseg 1.x's ``Mask2FormerHead`` (mmdet's head and assigner, ``mmdet.`` scope).
 Input normalisation: ImageNet mean / std, as that file (and the official HTC++ AugReg-L config; the UperNet AugReg
 configs use 127.5).
@@ -60,7 +62,10 @@ optim_wrapper = dict(
     type='AmpOptimWrapper', dtype='bfloat16', loss_scale=1.0,  # AMP bf16 (experiments/amp.py)
     optimizer=dict(type='AdamW', lr=2e-5, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='ViTLayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.90))
+    # the official segmentation LayerDecayOptimizerConstructor: these head parameters are layer 0 (lr x 0.9 ** 25)
+    paramwise_cfg=dict(layer_decay_rate=0.90, head_embed_keys=[
+        'decode_head.mask_embed', 'decode_head.cls_embed', 'decode_head.level_embed', 'decode_head.query_embed',
+        'decode_head.query_feat']))
 max_iters = 160000
 param_scheduler = [  # as _base_/upernet_vit_adapter.py: mmcv's warm-up x poly, one step later in mmengine
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500 + 1),
