@@ -73,7 +73,10 @@ def _constant(key: tuple, build):
     if hit is None:
         if len(_CONSTANTS) > 256:  # a few input sizes per process; bound it anyway
             _CONSTANTS.clear()
-        hit = _CONSTANTS[key] = build()
+        # made as normal tensors even under torch.inference_mode(): an inference tensor, cached by a first call at
+        # inference, could not be saved for backward by a later training step
+        with torch.inference_mode(False):
+            hit = _CONSTANTS[key] = build()
     return hit
 
 

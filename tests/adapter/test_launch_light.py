@@ -132,3 +132,16 @@ def test_backbone_bench_times_both_models_compiled(monkeypatch):
                      compile={'mode': 'reduce-overhead'})
     assert seen == [('VisionTransformer', {'mode': 'reduce-overhead'}), ('ViTAdapter', {'mode': 'reduce-overhead'})]
     assert row['compile'] == {'mode': 'reduce-overhead'} and row['fwdbwd_adapter_ms'] > 0 and row['fwdbwd_vit_ms'] > 0
+
+
+def test_a_first_call_under_inference_mode_leaves_training_working():
+    """The cached per-size constants are normal tensors even when made under torch.inference_mode() (an inference
+    tensor saved for backward by a later training step raises). Failed before: the level-table cache had this bug."""
+    m = ViTAdapter('tiny', depth=4, n_interactions=2)
+    x = torch.randn(1, 3, 96, 64)   # a size no other test of this process uses first
+    _CONSTANTS.clear()
+    with torch.inference_mode():
+        m.eval()(x)
+    out = m.train()(x)
+    sum(o.sum() for o in out).backward()
+    assert m.interactions[0].injector.attn.value_proj.weight.grad is not None
