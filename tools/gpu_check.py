@@ -23,7 +23,8 @@ timed and reported even when an earlier one failed (exit status 1 if any failed)
    ``torch.compile(mode=MODE)`` (``reduce-overhead``: CUDA graphs), saved beside the eager one.
 
 A summary (steps, status, seconds, the files written) is printed and saved as
-``ops/bench_results/<device>_<stamp>_gpucheck_summary.md``.
+``ops/bench_results/<device>_<stamp>_gpucheck_summary.md``,
+rewritten after every step (a run cut short by a time limit keeps what it measured).
 
 Usage::
 
@@ -242,6 +243,19 @@ def main(argv=None) -> int:
         steps.append(('compiled', lambda: _compiled_bench(args.device, tiny, args.adapter_out.resolve(),
                                                           args.compile)))
     results, t_all = [], time.perf_counter()
+    path = out_dir / f'{args.device}_{stamp}_gpucheck_summary.md'
+
+    def write_summary(final: bool) -> list[str]:
+        # rewritten after every step: a run cut short (a device-time limit) still leaves what it measured
+        done = '' if final else f', still running ({len(results)} of {len(steps)} steps done)'
+        summary = [f'# gpu-check {args.device}{" (tiny)" if tiny else ""}, {stamp} UTC, '
+                   f'{time.perf_counter() - t_all:.0f} s in all{done}', '',
+                   '| step | status | seconds | result |', '|---|---|---|---|']
+        summary += [f'| {n} | {s} | {t:.1f} | {"<br>".join(ln.replace("|", "/") for ln in lines)} |'
+                    for n, s, t, lines in results]
+        path.write_text('\n'.join(summary) + '\n')
+        return summary
+
     for name, fn in steps:
         if name in args.skip:
             results.append((name, 'skipped', 0.0, []))
@@ -256,13 +270,8 @@ def main(argv=None) -> int:
         results.append((name, status, time.perf_counter() - t0, lines))
         for ln in lines:
             print(f'  {ln}', flush=True)
-    total = time.perf_counter() - t_all
-    summary = [f'# gpu-check {args.device}{" (tiny)" if tiny else ""}, {stamp} UTC, {total:.0f} s in all', '',
-               '| step | status | seconds | result |', '|---|---|---|---|']
-    summary += [f'| {n} | {s} | {t:.1f} | {"<br>".join(ln.replace("|", "/") for ln in lines)} |'
-                for n, s, t, lines in results]
-    path = out_dir / f'{args.device}_{stamp}_gpucheck_summary.md'
-    path.write_text('\n'.join(summary) + '\n')
+        write_summary(final=False)
+    summary = write_summary(final=True)
     print('\n' + '\n'.join(summary) + f'\n\nsaved {path}')
     return 1 if any(s == 'FAILED' for _, s, _, _ in results) else 0
 
