@@ -59,3 +59,13 @@ def adapter_inputs(call, size=128, n=1, dtype=torch.float64, device='cpu', seed=
     coord = torch.float64 if dtype == torch.float64 else torch.float32
     return value.to(device, dtype), spatial.to(device), starts.to(device), loc.to(device, coord), \
         attn.to(device, coord)
+
+
+def small_module_inputs(device='cuda'):
+    """(query, reference_points, input_flatten, spatial_shapes, level_start_index) of a small three-level
+    ``MSDeformAttn(d_model=64, n_levels=3, ...)`` call: batch 2, 64 queries, maps 16x16 / 8x8 / 4x4."""
+    shapes = torch.tensor([[16, 16], [8, 8], [4, 4]], dtype=torch.long, device=device)
+    starts = torch.tensor([0, 256, 320], dtype=torch.long, device=device)
+    query, feat = torch.randn(2, 64, 64, device=device), torch.randn(2, 336, 64, device=device)
+    ref = torch.rand(2, 64, 3, 2, device=device)
+    return query, ref, feat, shapes, starts

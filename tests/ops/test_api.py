@@ -14,15 +14,6 @@ from ops import ms_deform_attn, ms_deform_attn_reference
 from .cases import CUDA, level_meta, make_inputs
 
 
-@pytest.fixture
-def fresh_backends(monkeypatch):
-    """Forget cached backend choices before and after the test; no env var override."""
-    monkeypatch.delenv(functions.ENV_VAR, raising=False)
-    functions.reset_backend_cache()
-    yield
-    functions.reset_backend_cache()
-
-
 # ---------------------------------------------------------------------------------------------- validation
 
 

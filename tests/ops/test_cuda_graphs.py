@@ -15,7 +15,7 @@ import torch
 import ops
 from ops.functions import ms_deform_attn
 
-from .cases import CUDA, adapter_inputs
+from .cases import CUDA, adapter_inputs, small_module_inputs
 
 pytestmark = [pytest.mark.cuda, CUDA]
 
@@ -71,10 +71,7 @@ def test_op_forward_backward_capture_in_a_cuda_graph():
 def test_module_under_torch_compile_reduce_overhead():
     torch.manual_seed(0)
     attn = ops.MSDeformAttn(d_model=64, n_levels=3, n_heads=2, n_points=4, backend='cuda').cuda()
-    shapes = torch.tensor([[16, 16], [8, 8], [4, 4]], dtype=torch.long, device='cuda')
-    starts = torch.tensor([0, 256, 320], dtype=torch.long, device='cuda')
-    query, feat = torch.randn(2, 64, 64, device='cuda'), torch.randn(2, 336, 64, device='cuda')
-    ref = torch.rand(2, 64, 3, 2, device='cuda')
+    query, ref, feat, shapes, starts = small_module_inputs('cuda')
     eager = attn(query, ref, feat, shapes, starts)
     compiled = torch.compile(attn, mode='reduce-overhead', fullgraph=True)
     for _ in range(3):  # the first calls record, later ones replay the CUDA graph

@@ -31,7 +31,7 @@ import ops
 from ops import functions, ms_deform_attn, ms_deform_attn_reference, triton_msda
 
 from . import test_kernels, test_robustness
-from .cases import CUDA, TOLERANCES, make_inputs
+from .cases import CUDA, TOLERANCES, make_inputs, small_module_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 #: This process runs Triton's interpreter (TRITON_INTERPRET=1 when triton was imported).
@@ -88,14 +88,6 @@ def interpreted(fn):
             pytest.fail(f'{name} under TRITON_INTERPRET=1 (child pytest): {outcome}\n{text[-6000:]}\n'
                         f'--- child output ---\n{results[""][1]}', pytrace=False)
     return pytest.mark.interpreter(run)
-
-
-@pytest.fixture
-def fresh_backends(monkeypatch):
-    monkeypatch.delenv(functions.ENV_VAR, raising=False)
-    functions.reset_backend_cache()
-    yield
-    functions.reset_backend_cache()
 
 
 # ---------------------------------------------------------------------------------------------- shared checks
@@ -525,10 +517,7 @@ def test_cuda_no_host_sync_and_cuda_graph_capture(deterministic):
 def test_cuda_module_under_torch_compile():
     torch.manual_seed(0)
     attn = ops.MSDeformAttn(d_model=64, n_levels=3, n_heads=2, n_points=4, backend='triton').cuda()
-    shapes = torch.tensor([[16, 16], [8, 8], [4, 4]], dtype=torch.long, device='cuda')
-    starts = torch.tensor([0, 256, 320], dtype=torch.long, device='cuda')
-    query, feat = torch.randn(2, 64, 64, device='cuda'), torch.randn(2, 336, 64, device='cuda')
-    ref_pts = torch.rand(2, 64, 3, 2, device='cuda')
+    query, ref_pts, feat, shapes, starts = small_module_inputs('cuda')
     eager = attn(query, ref_pts, feat, shapes, starts)
     compiled = torch.compile(attn, fullgraph=True)
     out = compiled(query, ref_pts, feat, shapes, starts)
