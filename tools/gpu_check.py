@@ -176,15 +176,21 @@ def _rel(p: Path) -> str:
         return str(p)
 
 
-def _backbone_bench(device: str, tiny: bool, out_dir: Path) -> tuple[list[str], Path]:
+def _backbone_bench(device: str, tiny: bool, out_dir: Path, compile_mode: str | None = None) -> list[str]:
+    """The backbone table: T/S/B/L eager, or with ``compile_mode`` S under ``torch.compile(mode=compile_mode)``
+    (tiny: one small arch, one call)."""
     from adapter import bench_device
     if tiny:
-        kw = dict(archs=('T',), size=64, batch=1, iters=1, warmup=0)
+        kw = dict(archs=('T',) if compile_mode is None else ('tiny',), size=64, batch=1, iters=1, warmup=0)
     else:
-        kw = dict(archs=('T', 'S', 'B', 'L'), size=1024, batch=2, iters=10, warmup=3)
-    rows, md = bench_device.run(device=device, dtype='bfloat16', tag='_gpucheck', out_dir=out_dir, **kw)
-    return [f"{r['arch']}: fwd+bwd time ratio {r['fwdbwd_time_ratio']:.2f} vs FLOP ratio {r['flop_ratio']:.2f}"
-            for r in rows] + [f'table {_rel(md)}'], md
+        kw = dict(archs=('T', 'S', 'B', 'L') if compile_mode is None else ('S',), size=1024, batch=2, iters=10,
+                  warmup=3)
+    rows, md = bench_device.run(device=device, dtype='bfloat16', out_dir=out_dir,
+                                tag='_gpucheck' if compile_mode is None else '_gpucheck_compiled',
+                                compile=None if compile_mode is None else {'mode': compile_mode}, **kw)
+    what = '' if compile_mode is None else f' compiled ({compile_mode})'
+    return [f"{r['arch']}{what}: fwd+bwd {r['fwdbwd_vit_ms']:.1f} / {r['fwdbwd_adapter_ms']:.1f} ms, time ratio "
+            f"{r['fwdbwd_time_ratio']:.2f} vs FLOP ratio {r['flop_ratio']:.2f}" for r in rows] + [f'table {_rel(md)}']
 
 
 def _launches(device: str, tiny: bool, out_dir: Path) -> list[str]:
@@ -198,17 +204,6 @@ def _launches(device: str, tiny: bool, out_dir: Path) -> list[str]:
                               + ['', launches.fmt_top(rows[-1], 20)]) + '\n')
     return [f"{r['arch']}: {r['adapter']['compute']} compute calls vs ViT {r['vit']['compute']} "
             f"({r['compute_ratio']:.2f}x, FLOP ratio {r['flop_ratio']:.2f})" for r in rows] + [f'table {_rel(path)}']
-
-
-def _compiled_bench(device: str, tiny: bool, out_dir: Path, mode: str) -> list[str]:
-    from adapter import bench_device
-    kw = (dict(archs=('tiny',), size=64, batch=1, iters=1, warmup=0) if tiny
-          else dict(archs=('S',), size=1024, batch=2, iters=10, warmup=3))
-    rows, md = bench_device.run(device=device, dtype='bfloat16', tag='_gpucheck_compiled', out_dir=out_dir,
-                                compile={'mode': mode}, **kw)
-    return [f"{r['arch']} compiled ({mode}): fwd+bwd {r['fwdbwd_vit_ms']:.1f} / {r['fwdbwd_adapter_ms']:.1f} ms, "
-            f"time ratio {r['fwdbwd_time_ratio']:.2f} vs FLOP ratio {r['flop_ratio']:.2f}" for r in rows] + [
-        f'table {_rel(md)}']
 
 
 def main(argv=None) -> int:
@@ -237,10 +232,10 @@ def main(argv=None) -> int:
     steps = [('environment', lambda: _environment(args.device)), ('build', lambda: _build(args.device)),
              ('pytest', lambda: _pytest(args.device, out_dir, stamp)),
              ('ops', lambda: _op_bench(args.device, tiny, out_dir)[0]),
-             ('backbone', lambda: _backbone_bench(args.device, tiny, args.adapter_out.resolve())[0]),
+             ('backbone', lambda: _backbone_bench(args.device, tiny, args.adapter_out.resolve())),
              ('launches', lambda: _launches(args.device, tiny, args.adapter_out.resolve()))]
     if args.compile:
-        steps.append(('compiled', lambda: _compiled_bench(args.device, tiny, args.adapter_out.resolve(),
+        steps.append(('compiled', lambda: _backbone_bench(args.device, tiny, args.adapter_out.resolve(),
                                                           args.compile)))
     results, t_all = [], time.perf_counter()
     path = out_dir / f'{args.device}_{stamp}_gpucheck_summary.md'
