@@ -132,7 +132,7 @@ class DeformableCrossAttention(MSDeformAttn):
         spatial, start = _shapes_tensors(feat_shapes, query.device)
         ref = _reference_points(query_shapes, query.device, query.dtype)
         ref = ref[None, :, None, :].expand(b, -1, len(feat_shapes), 2)
-        levels = [(int(h), int(w)) for h, w in feat_shapes]  # for the export form (ops.grid_sample_form)
+        levels = _shapes_key(feat_shapes)  # Python ints: for the export form (ops.grid_sample_form) too
         return super().forward(query, ref, feat, spatial, start, level_shapes=levels,
                                offset_normalizer=lambda dtype: _offset_normalizer(levels, query.device, dtype))
 
