@@ -40,6 +40,8 @@ from torch import nn
 
 from ops import MSDeformAttn
 
+from .constants import cached
+
 Shapes = Sequence[Tuple[int, int]]
 ATTN_TYPES = ('deformable', 'global', 'cswin', 'pale')
 
@@ -53,31 +55,6 @@ def grid_centres(shapes: Shapes, device=None) -> torch.Tensor:
                                 indexing='ij')
         pts.append(torch.stack([xs.flatten(), ys.flatten()], -1))
     return torch.cat(pts, 0)
-
-
-_CONSTANTS: dict = {}
-
-
-def _constant(key: tuple, build):
-    """``build()``, made once per ``key`` (shapes, device, dtype) and reused: the per-call constants of the
-    deformable attention (level table, reference points, offset normaliser).
-
-    Built afresh in every forward they cost about 15 small ops per attention call (150 per ViT-Adapter forward),
-    and on CUDA a pageable host-to-device copy each (host-blocking, and not allowed while a CUDA graph is being
-    captured). The cached tensors are read-only inputs of the op. While tracing (torch.compile) they are built
-    fresh, so the graph holds them as constants.
-    """
-    if torch.compiler.is_compiling():
-        return build()
-    hit = _CONSTANTS.get(key)
-    if hit is None:
-        if len(_CONSTANTS) > 256:  # a few input sizes per process; bound it anyway
-            _CONSTANTS.clear()
-        # made as normal tensors even under torch.inference_mode(): an inference tensor, cached by a first call at
-        # inference, could not be saved for backward by a later training step
-        with torch.inference_mode(False):
-            hit = _CONSTANTS[key] = build()
-    return hit
 
 
 def _shapes_key(shapes: Shapes) -> tuple:
@@ -94,20 +71,20 @@ def _shapes_tensors(shapes: Shapes, device) -> Tuple[torch.Tensor, torch.Tensor]
             starts.append(starts[-1] + h * w)
         return (torch.as_tensor([list(s) for s in levels], dtype=torch.long, device=device),
                 torch.as_tensor(starts, dtype=torch.long, device=device))
-    return _constant(('shapes', levels, str(torch.device(device))), build)
+    return cached(('shapes', levels, str(torch.device(device))), build)
 
 
 def _reference_points(shapes: Shapes, device, dtype: torch.dtype) -> torch.Tensor:
     """``grid_centres(shapes)`` in ``dtype`` on ``device``, made once per (shapes, device, dtype)."""
     levels = _shapes_key(shapes)
-    return _constant(('centres', levels, str(torch.device(device)), dtype),
+    return cached(('centres', levels, str(torch.device(device)), dtype),
                      lambda: grid_centres(levels, device).to(dtype))
 
 
 def _offset_normalizer(shapes: Shapes, device, dtype: torch.dtype) -> torch.Tensor:
     """(L, 2) (W, H) of each level in ``dtype``: what ``MSDeformAttn`` divides the sampling offsets by."""
     levels = _shapes_key(shapes)
-    return _constant(('normalizer', levels, str(torch.device(device)), dtype),
+    return cached(('normalizer', levels, str(torch.device(device)), dtype),
                      lambda: torch.tensor([[w, h] for h, w in levels], dtype=dtype, device=device))
 
 

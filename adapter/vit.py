@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .constants import cached
 from .norm import get_act, get_token_norm
 
 HW = Tuple[int, int]
@@ -91,9 +92,6 @@ def rel_pos_bias(table: torch.Tensor, hw: HW, cls: Optional[torch.Tensor] = None
 
 
 # ------------------------------------------------------------------------------------------ rotary embedding
-_ROPE_CACHE: dict = {}
-
-
 def rope_frequencies(head_dim: int, theta: float = 10000.0, dtype=torch.float64) -> torch.Tensor:
     """The head_dim / 4 rotation frequencies of EVA-02's 2D RoPE: theta^(-2k / (head_dim / 2)), k = 0..head_dim/4-1
     (its ``VisionRotaryEmbeddingFast`` built for half the head width, 'lang' frequencies)."""
@@ -125,20 +123,10 @@ def rope_angles(hw: HW, head_dim: int, ref_grid: HW, theta: float = 10000.0, dty
 
 def _rope_cos_sin(hw: HW, head_dim: int, ref_grid: HW, theta: float, dtype, device) -> Tuple[torch.Tensor, ...]:
     """cos and sin of ``rope_angles`` in ``dtype`` (computed in float64), made once per grid and device."""
-    key = (tuple(hw), head_dim, tuple(ref_grid), float(theta), dtype, str(device))
-    # not cached while tracing (the graph holds them as constants) nor under inference_mode (inference tensors
-    # cannot be saved for a later backward)
-    cache = not (torch.compiler.is_compiling() or torch.is_inference_mode_enabled())
-    hit = _ROPE_CACHE.get(key) if cache else None
-    if hit is not None:
-        return hit
-    ang = rope_angles(hw, head_dim, ref_grid, theta, torch.float64, device)
-    out = (ang.cos().to(dtype), ang.sin().to(dtype))
-    if cache:
-        if len(_ROPE_CACHE) > 64:  # a few grids per process (windows, input sizes); bound it anyway
-            _ROPE_CACHE.clear()
-        _ROPE_CACHE[key] = out
-    return out
+    def build():
+        ang = rope_angles(hw, head_dim, ref_grid, theta, torch.float64, device)
+        return ang.cos().to(dtype), ang.sin().to(dtype)
+    return cached(('rope', tuple(hw), head_dim, tuple(ref_grid), float(theta), dtype, str(device)), build)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
