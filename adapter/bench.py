@@ -1,6 +1,7 @@
 """``python -m adapter.bench`` (``make bench-adapter``): ViT vs ViT-Adapter speed and memory on CPU.
 
-For each arch, the plain ViT trunk (``VisionTransformer``: patch embed + blocks, global attention) and the
+For each arch, the plain ViT trunk (``VisionTransformer``: patch embed + blocks, global attention; the
+adapter's own trunk, drop path and layer scale included: ``bench_device.build``) and the
 ViT-Adapter backbone (deformable attention, ``ops`` backend chosen as usual: ``VIT_ADAPTER_MSDA_BACKEND`` or
 auto = the compiled CPU kernel when it builds) run on a (B, 3, S, S) input: forward (no grad) and
 forward+backward (sum of outputs). Time: median over ``--iters`` after one warm-up, the two models interleaved
@@ -25,6 +26,8 @@ from typing import Dict
 
 import torch
 
+from .bench_device import build
+
 
 def _rss_kb(field: str) -> int:
     with open('/proc/self/status') as f:
@@ -41,16 +44,6 @@ def _reset_peak() -> bool:
         return True
     except OSError:
         return False
-
-
-def _build(kind: str, arch: str):
-    from .backbone import ViTAdapter
-    from .presets import get_preset
-    from .vit import VisionTransformer
-    if kind == 'vit':
-        cfg = get_preset(arch)
-        return VisionTransformer(cfg['embed_dim'], cfg['depth'], cfg['num_heads'], pretrain_size=cfg['pretrain_size'])
-    return ViTAdapter(arch)
 
 
 def _runner(model, x, mode: str):
@@ -80,7 +73,7 @@ def _time_pair(arch: str, mode: str, size: int, batch: int, iters: int, threads:
     _setup(threads, malloc)
     torch.manual_seed(0)
     x = torch.randn(batch, 3, size, size)
-    runs = {k: _runner(_build(k, arch), x, mode) for k in ('vit', 'adapter')}
+    runs = {k: _runner(build(k, arch), x, mode) for k in ('vit', 'adapter')}
     for run in runs.values():
         run()  # warm-up (and kernel build / load)
     times = {k: [] for k in runs}
@@ -97,7 +90,7 @@ def _peak_memory(kind: str, arch: str, mode: str, size: int, batch: int, threads
     (a 64x64 warm-up first loads libraries and kernels; the allocator has no cached full-size buffers yet)."""
     _setup(threads, malloc)
     torch.manual_seed(0)
-    model = _build(kind, arch)
+    model = build(kind, arch)
     _runner(model, torch.randn(1, 3, 64, 64), mode)()
     run = _runner(model, torch.randn(batch, 3, size, size), mode)
     base = _rss_kb('VmRSS')
@@ -138,7 +131,6 @@ def main(argv=None) -> None:
                          'tensors reuse memory instead of page-faulting fresh mmap regions); default: glibc as is')
     args = ap.parse_args(argv)
     from .flops import backbone_flops
-    from .backbone import ViTAdapter
     backend = os.environ.get('VIT_ADAPTER_MSDA_BACKEND', 'auto')
     print(f'CPU, {args.threads or torch.get_num_threads()} threads, input {args.batch}x3x{args.size}x{args.size}, '
           f'MSDeformAttn backend {backend}; median of {args.iters}; peak = resident memory of the first full-size '
@@ -148,8 +140,8 @@ def main(argv=None) -> None:
     print('|---|---|---|---|---|---|')
     rows = []
     for arch in args.archs:
-        fl_vit = backbone_flops(_build('vit', arch), (args.size, args.size))['total']
-        fl_ad = backbone_flops(ViTAdapter(arch), (args.size, args.size))['total']
+        fl_vit = backbone_flops(build('vit', arch), (args.size, args.size))['total']
+        fl_ad = backbone_flops(build('adapter', arch), (args.size, args.size))['total']
         r = {m: measure(arch, m, args.size, args.batch, args.iters, args.threads, args.malloc) for m in ('fwd', 'fwdbwd')}
         fr = fl_ad / fl_vit
         tf = r['fwd']['adapter']['time'] / r['fwd']['vit']['time']

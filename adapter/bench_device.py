@@ -1,11 +1,11 @@
 """Plain ViT vs ViT-Adapter on one device (``python -m adapter.bench_device``; part of ``make gpu-check``).
 
 For each arch (T/S/B/L by default), the plain ViT trunk (``VisionTransformer``: patch embed + blocks, global
-attention) and the ViT-Adapter backbone (``ViTAdapter(arch)``, global attention, the deformable attention on the
-``ops`` backend chosen as usual) run on a (B, 3, S, S) input under ``torch.autocast(dtype)`` (bf16 by default, the
-paper configs' AMP): forward (eval, no grad) and forward+backward (train mode, sum of the outputs). Times are
-medians over ``iters`` calls after ``warmup`` calls, each call synchronised; the two models alternate call by call
-so a slow spell hits both. Peak memory: ``torch.cuda.max_memory_allocated`` over the timed calls of that model and
+attention; the adapter's own trunk, drop path and layer scale as the preset) and the ViT-Adapter backbone
+(``ViTAdapter(arch)``, global attention, the deformable attention on the ``ops`` backend chosen as usual) run on a
+(B, 3, S, S) input under ``torch.autocast(dtype)`` (bf16 by default, the paper configs' AMP): forward (eval, no
+grad) and forward+backward (train mode, sum of the outputs). Times are medians over ``iters`` calls after
+``warmup`` calls, each call synchronised; the two models alternate call by call so a slow spell hits both. Peak memory: ``torch.cuda.max_memory_allocated`` over the timed calls of that model and
 mode, reset before them (CUDA only; '-' on CPU). The time ratio adapter/ViT is printed beside the FLOP ratio
 (forward MACs counted by ``adapter.flops.backbone_flops``, fp32, batch 1): a ratio of ratios near 1 means the
 adapter costs what its arithmetic says; far above 1, launch overhead or slow kernels.
@@ -35,13 +35,13 @@ DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch
 
 
 def build(kind: str, arch: str) -> torch.nn.Module:
-    """'vit': the plain ViT trunk of ``arch``; 'adapter': ``ViTAdapter(arch)`` (both global attention)."""
+    """'vit': the plain ViT trunk of ``arch``; 'adapter': ``ViTAdapter(arch)`` (both global attention).
+
+    The plain ViT is the adapter's own trunk module (``ViTAdapter(arch).vit``: the preset's sizes, drop-path rate
+    and layer scale), so that both run the same blocks and the time ratio is what the adapter adds."""
     from .backbone import ViTAdapter
-    from .presets import get_preset
-    from .vit import VisionTransformer
     if kind == 'vit':
-        cfg = get_preset(arch)
-        return VisionTransformer(cfg['embed_dim'], cfg['depth'], cfg['num_heads'], pretrain_size=cfg['pretrain_size'])
+        return ViTAdapter(arch).vit
     if kind == 'adapter':
         return ViTAdapter(arch)
     raise ValueError(f"build: kind must be 'vit' or 'adapter', got {kind!r}")

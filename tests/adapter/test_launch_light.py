@@ -135,6 +135,19 @@ def test_backbone_bench_times_both_models_compiled(monkeypatch):
     assert row['compile'] == {'mode': 'reduce-overhead'} and row['fwdbwd_adapter_ms'] > 0 and row['fwdbwd_vit_ms'] > 0
 
 
+@pytest.mark.parametrize('arch', ['T', 'L'])
+def test_bench_vit_is_the_adapters_own_trunk(arch):
+    """The plain ViT of the benches has the adapter trunk's structure, layer scale and stochastic depth block by
+    block, so a train-mode time ratio does not bill the shared blocks' work to the adapter (before: the ViT had
+    neither drop path nor layer scale)."""
+    import adapter.bench_device as bd
+    vit, trunk = bd.build('vit', arch), bd.build('adapter', arch).vit
+    rates = [[m.p for m in b.modules() if type(m).__name__ == 'DropPath'] for b in vit.blocks]
+    assert rates == [[m.p for m in b.modules() if type(m).__name__ == 'DropPath'] for b in trunk.blocks]
+    assert max(max(r) for r in rates) > 0
+    assert [(k, v.shape) for k, v in vit.state_dict().items()] == [(k, v.shape) for k, v in trunk.state_dict().items()]
+
+
 def test_a_first_call_under_inference_mode_leaves_training_working():
     """The cached per-size constants are normal tensors even when made under torch.inference_mode() (an inference
     tensor saved for backward by a later training step raises). Failed before: the level-table cache had this bug."""
