@@ -69,3 +69,18 @@ def small_module_inputs(device='cuda'):
     query, feat = torch.randn(2, 64, 64, device=device), torch.randn(2, 336, 64, device=device)
     ref = torch.rand(2, 64, 3, 2, device=device)
     return query, ref, feat, shapes, starts
+
+
+def capture_graph(step, static):
+    """``step(*static)`` captured in a CUDA graph after two warm-up calls on a side stream (as torch.cuda.graphs
+    asks); returns (graph, the captured outputs, which ``graph.replay()`` refills)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            step(*static)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = step(*static)
+    return graph, captured

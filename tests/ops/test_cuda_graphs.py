@@ -15,7 +15,7 @@ import torch
 import ops
 from ops.functions import ms_deform_attn
 
-from .cases import CUDA, adapter_inputs, small_module_inputs
+from .cases import CUDA, adapter_inputs, capture_graph, small_module_inputs
 
 pytestmark = [pytest.mark.cuda, CUDA]
 
@@ -48,15 +48,7 @@ def test_op_forward_backward_capture_in_a_cuda_graph():
         out = ms_deform_attn(v, spatial, starts, l_, a, backend='cuda')
         return (out,) + torch.autograd.grad(out, (v, l_, a), grad_out)
 
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm-up off the default stream, as torch.cuda.graphs asks
-        for _ in range(2):
-            step(*static)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured = step(*static)
+    graph, captured = capture_graph(step, static)
     new_value, _, _, new_loc, new_attn = adapter_inputs('injector', 128, 1, torch.float32, 'cuda', seed=1)
     with torch.no_grad():
         for dst, src in zip(static, (new_value, new_loc, new_attn)):

@@ -31,7 +31,7 @@ import ops
 from ops import functions, ms_deform_attn, ms_deform_attn_reference, triton_msda
 
 from . import test_kernels, test_robustness
-from .cases import CUDA, TOLERANCES, make_inputs, small_module_inputs
+from .cases import CUDA, TOLERANCES, capture_graph, make_inputs, small_module_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 #: This process runs Triton's interpreter (TRITON_INTERPRET=1 when triton was imported).
@@ -492,15 +492,7 @@ def test_cuda_no_host_sync_and_cuda_graph_capture(deterministic):
             step(*static)
         finally:
             torch.cuda.set_sync_debug_mode('default')
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                step(*static)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            captured = step(*static)
+        graph, captured = capture_graph(step, static)
         new = adapter_inputs('injector', 128, 2, torch.float32, 'cuda', seed=1)
         with torch.no_grad():
             for dst, src in zip(static, (new[0], new[3], new[4])):
