@@ -507,7 +507,8 @@ class VisionTransformer(nn.Module):
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
         else:
             self.pos_embed = None
-        dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear ramp 0 -> rate
+        # linear ramp 0 -> rate, float32 steps as the official torch.linspace(0, rate, depth) (timm, BEiT)
+        dpr = torch.linspace(0, drop_path_rate, depth, device='cpu').tolist()  # cpu: also under torch.device('meta')
         self.blocks = nn.ModuleList([
             Block(embed_dim, num_heads, mlp_ratio, self.qkv_bias, dpr[i], layer_scale_init,
                   window_size if self.window_flags[i] else 0,

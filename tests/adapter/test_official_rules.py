@@ -147,6 +147,18 @@ def test_every_extractor_uses_the_backbone_drop_path_rate(variant):
     assert [e.drop_path.p for e in extractors] == [0.2] * len(extractors)
 
 
+@pytest.mark.parametrize('rate,depth', [(0.3, 24), (0.1, 12), (0.3, 8)])
+def test_block_drop_path_rates_are_the_float32_linear_ramp(rate, depth):
+    """The official ViT / BEiT build the ramp with torch.linspace(0, rate, depth) in float32 and read each step with
+    .item(): every rate is a float32 number (0.3 * i / (depth - 1) in float64 mostly is not), the last one is
+    float32(rate), and the steps are the linear ramp up to float32 rounding."""
+    vit = VisionTransformer(32, depth, 2, drop_path_rate=rate)
+    ps = [blk.drop_path.p for blk in vit.blocks]
+    assert all(float(torch.tensor(p, dtype=torch.float32)) == p for p in ps)
+    assert ps[0] == 0.0 and ps[-1] == float(torch.tensor(rate, dtype=torch.float32))
+    assert ps == pytest.approx([rate * i / (depth - 1) for i in range(depth)], rel=1e-6, abs=0)
+
+
 def test_position_embedding_resizes_in_its_own_precision():
     """The official code resizes pos_embed in the parameter's dtype: a float64 model stays float64 throughout."""
     from adapter.vit import resize_pos_embed
