@@ -89,6 +89,7 @@ class RunRecord:
     seed: int
     profile: str
     path: Path
+    root: Path  # the runs root it was read from (``path`` is under it)
     state: str
     task: str | None = None
     manifest: dict | None = None
@@ -108,7 +109,7 @@ class RunRecord:
         return rd.newest_checkpoint(self.path)
 
     def row(self) -> dict:
-        """One row of the tidy runs table."""
+        """One row of the tidy runs table (its ``path``: the run folder relative to ``root``, '/'-separated)."""
         sc = self.scalars
         train = sc.train if sc is not None else pd.DataFrame()
         r = dict(grid=self.grid, run=self.run, seed=self.seed, profile=self.profile, task=self.task,
@@ -125,7 +126,7 @@ class RunRecord:
         r['params_m'] = _first(self.final, self.manifest, PARAM_KEYS, scale_if_large=True)
         r['flops_g'] = _first(self.final, self.manifest, FLOPS_KEYS, scale_if_large=False)
         r['n_warnings'] = len(self.warnings)
-        r['path'] = str(self.path)
+        r['path'] = Path(os.path.relpath(self.path, self.root)).as_posix()
         return r
 
 
@@ -164,7 +165,7 @@ def load_run(grid: str, run: str, seed: int, profile: str, root: Path, path: Pat
     scalars logs. Every problem becomes a warning naming the run."""
     path = Path(path) if path is not None else rd.run_dir(root, profile, grid, run, seed)
     info = rd.read_run(path)
-    rec = RunRecord(grid=grid, run=run, seed=seed, profile=profile, path=path, state=info.state,
+    rec = RunRecord(grid=grid, run=run, seed=seed, profile=profile, path=path, root=Path(root), state=info.state,
                     manifest=info.manifest, config=info.config, error=info.error)
     w = rec.warnings
     rec.task = (info.manifest or {}).get('task')

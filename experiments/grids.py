@@ -39,6 +39,23 @@ CONFIG_DIR = Path(__file__).resolve().parent / 'configs'
 PROFILES = ('tiny', 'paper')
 SIZES = ('T', 'S', 'B', 'L')
 
+#: AugReg's input normalisation (per RGB channel of 0..255 pixels: inputs in [-1, 1]), which the official configs
+#: that load AugReg weights use (Mask R-CNN L, UperNet L, UperNet B ImageNet-22K). The one copy: the configs and
+#: :data:`PRETRAIN_SOURCES` read it through :func:`augreg_norm`.
+AUGREG_MEAN = AUGREG_STD = (127.5, 127.5, 127.5)
+
+
+def augreg_norm() -> dict:
+    """AugReg's normalisation as a ``data_preprocessor`` delta: ``dict(mean=[...], std=[...])`` (new lists).
+
+    A function, so that a config can import it (mmengine drops functions from a config, not constants)::
+
+        from experiments.grids import augreg_norm
+        model = wire(_base_.model, data_preprocessor=augreg_norm())
+    """
+    return dict(mean=list(AUGREG_MEAN), std=list(AUGREG_STD))
+
+
 #: Pre-trained ViT checkpoints of the pre-training ablation (ViT-Adapter-B), in ``pretrained/`` (paper profile).
 PRETRAIN_SOURCES = {
     'deit_in1k': dict(file='pretrained/deit_base_patch16_224-b5f2ef4d.pth', format='deit', size=224,
@@ -47,7 +64,7 @@ PRETRAIN_SOURCES = {
         file='pretrained/B_16-i21k-300ep-lr_0.001-aug_medium1-wd_0.1-do_0.0-sd_0.0--imagenet2012-steps_20k-'
              'lr_0.01-res_384.npz', format='augreg', size=384, label='ImageNet-22K (AugReg-B)',
         # AugReg weights take AugReg's input normalisation, as every official config that loads them
-        model={'data_preprocessor.mean': [127.5] * 3, 'data_preprocessor.std': [127.5] * 3}),
+        model={f'data_preprocessor.{k}': v for k, v in augreg_norm().items()}),
     'uniperceiver_mm': dict(file='pretrained/uni-perceiver-base-L12-H768-224size-torch-pretrained.pth',
                             format='uniperceiver', size=224, label='Multi-modal (Uni-Perceiver-B)',
                             # Uni-Perceiver's encoder is BERT-style (post-norm blocks, normed embeddings); the

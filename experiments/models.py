@@ -45,7 +45,9 @@ def merge(base: Optional[Mapping], delta: Optional[Mapping]) -> dict:
     """``delta`` merged into ``base`` the way mmengine merges a child config into its base.
 
     Dicts merge key by key; a dict with ``_delete_=True`` replaces the base value; anything else replaces it.
-    Neither argument is modified.
+    Neither argument is modified. Ours because mmengine 0.10.7 has no public function with these semantics:
+    ``ConfigDict.merge`` keeps the ``_delete_`` marks of a delta's dicts that meet no base dict (a model built from
+    the result would get them as arguments), and its config-file merge (``Config._merge_a_into_b``) is private.
     """
     if not isinstance(delta, Mapping):
         return copy.deepcopy(delta)

@@ -1,10 +1,13 @@
 """Every config parses; the tiny ones and the paper T/S ones build on CPU (B/L: parse only, building is slow)."""
+import io
+import tokenize
 from pathlib import Path
 
 import pytest
 import torch
 from mmengine.config import Config
 
+from experiments import grids
 from experiments.grids import CONFIG_DIR
 
 ALL = sorted(p for p in CONFIG_DIR.rglob('*.py') if not p.name.startswith('_') and '_base_' not in p.parts)
@@ -25,6 +28,22 @@ def test_config_inventory():
     for p in ALL:  # small deltas, never copies
         assert len(p.read_text().splitlines()) < 80, p
 
+
+
+def test_augreg_normalisation_is_written_once(monkeypatch):
+    """AugReg's mean / std is a number only in experiments/grids.py; the configs with AugReg weights read it."""
+    where = set()
+    for p in sorted(CONFIG_DIR.parent.rglob('*.py')):
+        tokens = tokenize.generate_tokens(io.StringIO(p.read_text()).readline)
+        where |= {(p.name, t.start[0]) for t in tokens if t.type == tokenize.NUMBER and t.string == '127.5'}
+    assert len(where) == 1 and next(iter(where))[0] == 'grids.py', sorted(where)
+    aug = grids.PRETRAIN_SOURCES['augreg_in22k']['model']
+    assert aug == {'data_preprocessor.mean': list(grids.AUGREG_MEAN), 'data_preprocessor.std': list(grids.AUGREG_STD)}
+    monkeypatch.setattr(grids, 'AUGREG_MEAN', (1.0, 2.0, 3.0))
+    for name in ('maskrcnn_vit_adapter_L_1x', 'maskrcnn_vit_L_3x', 'semfpn_vit_adapter_L_80k', 'upernet_vit_L_160k',
+                 'upernet_vit_adapter_B_in22k_160k'):
+        dp = Config.fromfile(str(CONFIG_DIR / f'{name}.py'), import_custom_modules=False).model.data_preprocessor
+        assert dp.mean == [1.0, 2.0, 3.0] and dp.std == list(grids.AUGREG_STD), name
 
 @pytest.mark.parametrize('path', ALL, ids=_id)
 def test_parses(path):

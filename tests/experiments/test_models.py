@@ -10,6 +10,16 @@ def test_merge_follows_mmengine():
     assert merge(base, dict(a=dict(c=3), d=[2])) == dict(a=dict(b=1, c=3), d=[2])
     assert merge(base, dict(a=dict(_delete_=True, e=4))) == dict(a=dict(e=4), d=[1])
     assert base == dict(a=dict(b=1, c=2), d=[1])
+    # where mmengine's public ConfigDict.merge agrees (lists and non-dicts are replaced) and where it does not: the
+    # _delete_ marks of a delta's dicts that meet no base dict (the reason merge is ours; see its docstring)
+    from mmengine.config import ConfigDict
+    for delta in (dict(d=[dict(x=1)], a=dict(_delete_=True, b=dict(c=1))), dict(a=3, d=dict(e=1)),
+                  dict(f=dict(g=dict(_delete_=True, h=1)))):
+        theirs = ConfigDict(base)
+        theirs.merge(delta)
+        same = 'f' not in delta
+        assert (merge(base, delta) == theirs.to_dict()) == same, delta
+    assert merge(None, dict(f=dict(g=dict(_delete_=True, h=1)))) == dict(f=dict(g=dict(h=1)))
 
 
 def test_channels_come_from_the_preset_or_the_override():

@@ -1,5 +1,9 @@
 """End-to-end tiny training on CPU: same seed -> same metrics; an interrupted run resumes to the same result."""
 import json
+import os
+import random
+import signal
+import time
 
 import torch
 
@@ -11,10 +15,12 @@ from experiments.grids import get_grid
 from .conftest import fast_options
 
 IGNORED = {'train_time_per_iter', 'train_wall_time_s', 'max_rss_mb', 'max_memory_mb'}
+ITERS, CKPT = 12, 4  # long enough that the signals of the last part land before the end (see there)
+SEED_ENV = 'RESUME_TEST_SEED'  # replays the random signal times of a failed run (the seed is in its messages)
 
 
 def _extra(**more):
-    extra = launch.parse_cfg_options(fast_options(iters=8, ckpt=4, val_images=8))
+    extra = launch.parse_cfg_options(fast_options(iters=ITERS, ckpt=CKPT, val_images=8))
     extra.update(more)
     return extra
 
@@ -42,7 +48,7 @@ def test_same_seed_same_metrics_and_resume_matches(tmp_path, synthetic_data):
     b, rc = _train(tmp_path / 'b', _extra())
     assert rc == 0
     assert _metrics(a) == _metrics(b)  # same seed, same metrics, twice in a row
-    assert _metrics(a)['coco/bbox_mAP'] >= 0 and _metrics(a)['iters'] == 8
+    assert _metrics(a)['coco/bbox_mAP'] >= 0 and _metrics(a)['iters'] == ITERS
     # the job records what analysis needs, so analysis never rebuilds or executes anything from the run
     full = json.loads((a / rd.FINAL_METRICS).read_text())
     assert full['params_m'] > 0 and full['train_wall_time_s'] > 0 and (full['max_memory_mb'] or full['max_rss_mb'])
@@ -64,37 +70,48 @@ def test_same_seed_same_metrics_and_resume_matches(tmp_path, synthetic_data):
 
     # SIGKILL at a random point after the first checkpoint, then Ctrl-C at a random point of the relaunch, then a
     # relaunch to the end: the state says interrupted after each stop, nothing of the job is left running, and the
-    # run ends with the metrics of the uninterrupted one.
-    import random
-    import signal
-    import time
-
+    # run ends with the metrics of the uninterrupted one. The waits are random fractions of times measured on this
+    # machine, so that the run cannot finish before a signal: SIGKILL within 3 iterations (run a's seconds per
+    # iteration) of the first checkpoint, so the relaunch resumes from iter_4 (not iter_8) and still has
+    # 8 iterations and the evaluation to do; Ctrl-C within the time the first start took from 'running' to its
+    # checkpoint (start-up and 4 iterations).
     from .test_run_safety import _run_processes, _start_job, _wait_for
-    rng = random.Random(time.time_ns())
+    seed = int(os.environ.get(SEED_ENV) or random.SystemRandom().randrange(2**32))
+    print(f'{SEED_ENV}={seed}')
+    rng = random.Random(seed)
+    s_per_iter = json.loads((a / rd.FINAL_METRICS).read_text())['train_time_per_iter']
     spec = get_grid('N').runs(1, only=['N2'])[0]
+
+    def started(job):  # the job runs the run (its SIGINT handler is installed)
+        return ((rd.read_state(k) or {}).get('pid') != 0 and rd.read_state(k)['state'] == 'running'
+                and rd.lock_holder(k)[1] or job.poll() is not None)
+
     k, _ = launch.prepare_run(spec, 'tiny', tmp_path / 'k', _extra(), 'test', dry_run=False)
     job = _start_job(k)
+    _wait_for(lambda: started(job), timeout=300)
+    t_started = time.monotonic()
     _wait_for(lambda: rd.last_checkpoint(k) is not None or job.poll() is not None, timeout=300)
-    time.sleep(rng.uniform(0, 1.5))
+    to_ckpt = time.monotonic() - t_started
+    kill_after, int_after = rng.uniform(0, 3 * s_per_iter), rng.uniform(0, to_ckpt)
+    why = (f'{SEED_ENV}={seed}: SIGKILL {kill_after:.2f} s after the first checkpoint ({s_per_iter:.2f} s/iter), '
+           f'SIGINT {int_after:.2f} s after the relaunch started')
+    time.sleep(kill_after)
     job.send_signal(signal.SIGKILL)
     job.wait()
-    state = rd.read_run(k)
-    if not rd.is_finished(k):
-        assert rd.read_state(k)['state'] == 'running' and state.state == 'interrupted', state
+    assert not rd.is_finished(k), f'the run finished before SIGKILL; make it longer ({why})'
+    assert rd.read_state(k)['state'] == 'running' and rd.read_run(k).state == 'interrupted', (rd.read_run(k), why)
     _wait_for(lambda: not _run_processes(k), timeout=30)  # DataLoader workers are gone too
-    assert launch.prepare_run(spec, 'tiny', tmp_path / 'k', _extra(), 'test', dry_run=False)[1] in ('resume', 'done')
+    assert launch.prepare_run(spec, 'tiny', tmp_path / 'k', _extra(), 'test', dry_run=False)[1] == 'resume', why
     job = _start_job(k)
-    _wait_for(lambda: (rd.read_state(k) or {}).get('pid') != 0 and rd.read_state(k)['state'] == 'running'
-              and rd.lock_holder(k)[1] or job.poll() is not None, timeout=300)
-    time.sleep(rng.uniform(0, 3))
+    _wait_for(lambda: started(job), timeout=300)
+    time.sleep(int_after)
     job.send_signal(signal.SIGINT)
-    rc = job.wait(timeout=120)
-    if not rd.is_finished(k):
-        st = rd.read_state(k)
-        assert rc == 130 and st['state'] == 'interrupted' and 'stopped by SIGINT' in st['error'], (rc, st)
-        assert rd.read_run(k).state == 'interrupted'
+    err = job.communicate(timeout=120)[1]  # the job's stderr, for the message
+    assert not rd.is_finished(k), f'the relaunched run finished before SIGINT; make it longer ({why})'
+    rc, st = job.returncode, rd.read_state(k)
+    assert rc == 130 and st['state'] == 'interrupted' and 'stopped by SIGINT' in st['error'], (rc, st, why, err[-3000:])
+    assert rd.read_run(k).state == 'interrupted', why
     _wait_for(lambda: not _run_processes(k), timeout=30)
     _, rc = _train(tmp_path / 'k', _extra())
     assert rc == 0 and rd.read_run(k).state == 'finished'
     assert _metrics(k) == _metrics(a)
-

@@ -5,8 +5,8 @@ HTC++ = Hybrid Task Cascade (3 interleaved stages with mask information flow, a 
 plus Swin's extras: an extra global self-attention block on the stride-32 map before the FPN
 (``experiments/shims/extra_attention.py``, 32 heads, drop path 0.4), InstaBoost, multi-scale training (long side
 1600, short side 400..1400), soft-NMS at test (score 0.001, 300 detections). The ViT-Adapter-L model of Mask R-CNN L
-(window attention, gradient checkpointing) with the file's ImageNet normalisation (not AugReg's 127.5) and layer-wise
-lr decay 0.90; batch 16 as 16 GPUs x 1 image (the official README), 36 epochs.
+(window attention, gradient checkpointing) with the file's ImageNet normalisation (not AugReg's ``augreg_norm``) and
+layer-wise lr decay 0.90; batch 16 as 16 GPUs x 1 image (the official README), 36 epochs.
 Needs COCO-Stuff's ``data/coco/stuffthingmaps/train2017`` and the ``instaboostfast`` package (mmdet's InstaBoost).
 """
 _base_ = ['./maskrcnn_vit_adapter_L.py']

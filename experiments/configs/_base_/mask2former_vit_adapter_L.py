@@ -12,7 +12,7 @@ the head's query / level embeddings and class / mask predictors in layer 0 with 
 1,500-iteration warm-up and poly decay, batch 8 x 2,
 slide test 640 / 426. mmseg 1.x's ``Mask2FormerHead`` (mmdet's head and assigner, ``mmdet.`` scope).
 Input normalisation: ImageNet mean / std, as that file (and the official HTC++ AugReg-L config; the UperNet AugReg
-configs use 127.5).
+configs use AugReg's, ``experiments.grids.augreg_norm``).
 """
 _base_ = ['./ade20k_vit_adapter.py', './vit_adapter_l.py']
 from experiments.models import wire  # noqa: E402  (after _base_, so mmengine reads a classic config)
