@@ -43,6 +43,31 @@ def _job_id() -> str | None:
 
 #: Names of the stop signals (SIGINT, SIGTERM) this job process received (``python -m experiments.job`` only).
 STOP_SIGNAL: list[str] = []
+#: True while the job starts up (imports, config, model, resume): a first stop signal is then held until the train
+#: loop begins (``_release_stop_signals``). Raised at once, its KeyboardInterrupt can land inside the import of a
+#: compiled extension, which aborted the process (SIGABRT, the run left 'running'), or inside mmengine's config
+#: parsing, after which Python ended the process by SIGINT whatever exit status the job chose (measured: 3 of 6
+#: relaunches stopped about 1 s into start-up). A second signal stops the job at once.
+_HOLD_STOP = [False]
+
+
+def _stop(signum, frame):
+    """The SIGINT / SIGTERM handler of ``python -m experiments.job`` (Ctrl-C, kill, the launcher stopping it)."""
+    name = signal.Signals(signum).name
+    STOP_SIGNAL.append(name)
+    if _HOLD_STOP[0] and len(STOP_SIGNAL) == 1:
+        print(f'{name}: the job stops as soon as it has started up (seconds); send it again to stop now',
+              file=sys.stderr, flush=True)
+        return
+    raise KeyboardInterrupt(f'signal {name}')
+
+
+def _release_stop_signals() -> None:
+    """End of start-up: a stop signal held since then stops the job now (recorded as interrupted)."""
+    if _HOLD_STOP[0]:
+        _HOLD_STOP[0] = False
+        if STOP_SIGNAL:
+            raise KeyboardInterrupt(f'signal {STOP_SIGNAL[0]} (received during start-up)')
 
 
 def _scheduler() -> str:
@@ -194,6 +219,16 @@ def _workers_die_with_job() -> None:
     mm_runner.default_worker_init_fn = worker_init
 
 
+def _startup_done_hook():
+    """An mmengine hook whose ``before_train`` (after the model is built and a checkpoint resumed) ends start-up."""
+    from mmengine.hooks import Hook
+
+    class StartupDone(Hook):
+        def before_train(self, runner) -> None:
+            _release_stop_signals()
+    return StartupDone()
+
+
 def _train(run_dir: Path, cfg_bytes: bytes, distributed: bool) -> dict:
     from mmengine.config import Config
     from mmengine.runner import Runner
@@ -222,6 +257,7 @@ def _train(run_dir: Path, cfg_bytes: bytes, distributed: bool) -> dict:
         cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel', broadcast_buffers=False,
                                      find_unused_parameters=cfg.get('find_unused_parameters', True))
     runner = Runner.from_cfg(cfg)
+    runner.register_hook(_startup_done_hook(), priority='VERY_HIGHEST')
     if torch.cuda.is_available() and cfg.get('randomness', {}).get('deterministic'):
         # mmengine turns on torch.use_deterministic_algorithms(True); some CUDA backward ops (bilinear upsampling
         # in the seg heads) have no deterministic kernel and would raise. Keep determinism where it exists, warn
@@ -293,9 +329,7 @@ def main(argv: list[str] | None = None) -> None:
                         help='refuse to execute config.py unless it has this SHA-256 (the launcher passes it)')
     args = parser.parse_args(argv)
 
-    def _stop(signum, frame):  # Ctrl-C, SIGTERM (kill, the launcher stopping it): recorded as interrupted
-        STOP_SIGNAL.append(signal.Signals(signum).name)
-        raise KeyboardInterrupt(f'signal {signal.Signals(signum).name}')
+    _HOLD_STOP[0] = True  # until the train loop begins (the hook added in _train)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:

@@ -29,7 +29,6 @@ def test_config_inventory():
         assert len(p.read_text().splitlines()) < 80, p
 
 
-
 def test_augreg_normalisation_is_written_once(monkeypatch):
     """AugReg's mean / std is a number only in experiments/grids.py; the configs with AugReg weights read it."""
     where = set()

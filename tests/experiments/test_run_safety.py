@@ -208,8 +208,9 @@ def test_two_launches_of_one_run_train_it_once(tmp_path, synthetic_data, capsys)
 
 
 def test_ctrl_c_during_start_up_is_recorded_as_interrupted(tmp_path, synthetic_data):
-    """A stop signal while mmengine parses the config or builds the model (mmengine's config parser turns the
-    KeyboardInterrupt into a SyntaxError) is still an interruption, not a failure."""
+    """A stop signal while the job imports, parses the config or builds the model is held until the train loop
+    begins (raised inside an extension's import it aborted the process, or made Python exit by SIGINT instead of
+    130), then stops the job as an interruption, not a failure."""
     spec = get_grid('N').runs(1, only=['N2'])[0]
     rdir, _ = launch.prepare_run(spec, 'tiny', tmp_path, launch.parse_cfg_options(fast_options()), 'cmd',
                                  dry_run=False)
@@ -219,8 +220,27 @@ def test_ctrl_c_during_start_up_is_recorded_as_interrupted(tmp_path, synthetic_d
     rc = job.wait(timeout=120)
     st = rd.read_state(rdir)
     assert rc == 130 and st['state'] == 'interrupted' and 'stopped by SIGINT' in st['error'], (rc, st)
-    assert 'Traceback' not in job.stderr.read()
+    err = job.stderr.read()
+    assert 'Traceback' not in err and 'stops as soon as it has started up' in err, err[-3000:]
     assert rd.read_run(rdir).state == 'interrupted' and rd.lock_holder(rdir) == (None, False)
+
+
+def test_a_stop_signal_is_held_during_start_up_and_a_second_one_is_not(monkeypatch, capsys):
+    from experiments import job as job_mod
+    monkeypatch.setattr(job_mod, 'STOP_SIGNAL', [])
+    monkeypatch.setattr(job_mod, '_HOLD_STOP', [True])
+    job_mod._stop(signal.SIGINT, None)  # held: returns
+    assert job_mod.STOP_SIGNAL == ['SIGINT'] and 'send it again to stop now' in capsys.readouterr().err
+    with pytest.raises(KeyboardInterrupt, match='SIGTERM'):
+        job_mod._stop(signal.SIGTERM, None)  # the second one stops at once (the first is the one recorded)
+    assert job_mod.STOP_SIGNAL[0] == 'SIGINT'
+    with pytest.raises(KeyboardInterrupt, match='received during start-up'):
+        job_mod._release_stop_signals()  # the train loop begins: the held one stops the job
+    assert job_mod._HOLD_STOP == [False]
+    job_mod._release_stop_signals()  # once only
+    monkeypatch.setattr(job_mod, 'STOP_SIGNAL', [])
+    with pytest.raises(KeyboardInterrupt, match='signal SIGTERM'):
+        job_mod._stop(signal.SIGTERM, None)  # after start-up: at once
 
 
 def test_an_edited_config_py_is_reported_and_a_visualiser_switch_is_not(tmp_path, synthetic_data):
