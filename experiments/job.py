@@ -45,9 +45,9 @@ def _job_id() -> str | None:
 STOP_SIGNAL: list[str] = []
 #: True while the job starts up (imports, config, model, resume): a first stop signal is then held until the train
 #: loop begins (``_release_stop_signals``). Raised at once, its KeyboardInterrupt can land inside the import of a
-#: compiled extension, which aborted the process (SIGABRT, the run left 'running'), or inside mmengine's config
-#: parsing, after which Python ended the process by SIGINT whatever exit status the job chose (measured: 3 of 6
-#: relaunches stopped about 1 s into start-up). A second signal stops the job at once.
+#: compiled extension (seen once: the process aborted, SIGABRT, the run left 'running'), or inside mmengine's
+#: config parsing, after which Python ended the process by SIGINT whatever exit status the job chose (measured: 3 of
+#: 6 relaunches stopped about 1 s into start-up; 0 of 8 with the hold). A second signal stops the job at once.
 _HOLD_STOP = [False]
 
 
