@@ -49,6 +49,10 @@ STOP_SIGNAL: list[str] = []
 #: config parsing, after which Python ended the process by SIGINT whatever exit status the job chose (measured: 3 of
 #: 6 relaunches stopped about 1 s into start-up; 0 of 8 with the hold). A second signal stops the job at once.
 _HOLD_STOP = [False]
+#: True once a stop signal has been raised as KeyboardInterrupt. Whatever error then ends the job is the stop (a
+#: library may turn the KeyboardInterrupt into another error: mmengine's config parser re-raises it as SyntaxError);
+#: an error while a signal is only held is a failure of its own.
+_STOP_RAISED = [False]
 
 
 def _stop(signum, frame):
@@ -59,6 +63,7 @@ def _stop(signum, frame):
         print(f'{name}: the job stops as soon as it has started up (seconds); send it again to stop now',
               file=sys.stderr, flush=True)
         return
+    _STOP_RAISED[0] = True
     raise KeyboardInterrupt(f'signal {name}')
 
 
@@ -67,6 +72,7 @@ def _release_stop_signals() -> None:
     if _HOLD_STOP[0]:
         _HOLD_STOP[0] = False
         if STOP_SIGNAL:
+            _STOP_RAISED[0] = True
             raise KeyboardInterrupt(f'signal {STOP_SIGNAL[0]} (received during start-up)')
 
 
@@ -167,7 +173,7 @@ def _locked_train(run_dir: Path, cfg_file: Path, config_sha256: str | None) -> d
                 # SystemExit, or the second of two USR2 signals failing its own `scontrol requeue`) is not a failure;
                 # the requeued job resumes the run
                 pass
-            elif isinstance(err, (KeyboardInterrupt, SystemExit)) or STOP_SIGNAL:
+            elif isinstance(err, (KeyboardInterrupt, SystemExit)) or _STOP_RAISED[0]:
                 # (a library may turn the KeyboardInterrupt of a stop signal into another error: mmengine's config
                 # parser re-raises it as SyntaxError; the signal, not the exception, says the run was stopped)
                 why = STOP_SIGNAL[0] if STOP_SIGNAL else type(err).__name__
@@ -257,7 +263,7 @@ def _train(run_dir: Path, cfg_bytes: bytes, distributed: bool) -> dict:
         cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel', broadcast_buffers=False,
                                      find_unused_parameters=cfg.get('find_unused_parameters', True))
     runner = Runner.from_cfg(cfg)
-    runner.register_hook(_startup_done_hook(), priority='VERY_HIGHEST')
+    runner.register_hook(_startup_done_hook(), priority='HIGHEST')
     if torch.cuda.is_available() and cfg.get('randomness', {}).get('deterministic'):
         # mmengine turns on torch.use_deterministic_algorithms(True); some CUDA backward ops (bilinear upsampling
         # in the seg heads) have no deterministic kernel and would raise. Keep determinism where it exists, warn
@@ -338,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f'skipped: {err}', file=sys.stderr, flush=True)
         sys.exit(rd.LOCKED_EXIT)
     except BaseException as err:  # noqa: BLE001
-        if not (isinstance(err, KeyboardInterrupt) or STOP_SIGNAL):
+        if not (isinstance(err, KeyboardInterrupt) or _STOP_RAISED[0]):
             raise
         print(f'interrupted ({STOP_SIGNAL[0] if STOP_SIGNAL else "Ctrl-C"}): {args.run_dir} is recorded as interrupted; '
               f'relaunch to resume it', file=sys.stderr, flush=True)

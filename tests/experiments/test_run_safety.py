@@ -229,11 +229,13 @@ def test_a_stop_signal_is_held_during_start_up_and_a_second_one_is_not(monkeypat
     from experiments import job as job_mod
     monkeypatch.setattr(job_mod, 'STOP_SIGNAL', [])
     monkeypatch.setattr(job_mod, '_HOLD_STOP', [True])
+    monkeypatch.setattr(job_mod, '_STOP_RAISED', [False])
     job_mod._stop(signal.SIGINT, None)  # held: returns
     assert job_mod.STOP_SIGNAL == ['SIGINT'] and 'send it again to stop now' in capsys.readouterr().err
+    assert job_mod._STOP_RAISED == [False]  # an error now would be a failure of its own, not the stop
     with pytest.raises(KeyboardInterrupt, match='SIGTERM'):
         job_mod._stop(signal.SIGTERM, None)  # the second one stops at once (the first is the one recorded)
-    assert job_mod.STOP_SIGNAL[0] == 'SIGINT'
+    assert job_mod.STOP_SIGNAL[0] == 'SIGINT' and job_mod._STOP_RAISED == [True]
     with pytest.raises(KeyboardInterrupt, match='received during start-up'):
         job_mod._release_stop_signals()  # the train loop begins: the held one stops the job
     assert job_mod._HOLD_STOP == [False]
