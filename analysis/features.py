@@ -17,11 +17,9 @@ import numpy as np
 import torch
 
 from analysis.fourier import relative_log_amplitude
+from experiments.grids import IMAGENET_MEAN, IMAGENET_STD  # the configs' default; used when a config gives none
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
-#: ImageNet mean/std in RGB (the configs' data_preprocessor values), used when a config gives none.
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 def _config(config) -> dict:

@@ -39,10 +39,21 @@ CONFIG_DIR = Path(__file__).resolve().parent / 'configs'
 PROFILES = ('tiny', 'paper')
 SIZES = ('T', 'S', 'B', 'L')
 
+#: ImageNet's input normalisation (per RGB channel of 0..255 pixels), the mmdet / mmseg default that the paper
+#: configs use with DeiT, BEiT and every other non-AugReg checkpoint. The one copy: the configs read it through
+#: :func:`imagenet_norm`, ``analysis.features`` directly.
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
 #: AugReg's input normalisation (per RGB channel of 0..255 pixels: inputs in [-1, 1]), which the official configs
 #: that load AugReg weights use (Mask R-CNN L, UperNet L, UperNet B ImageNet-22K). The one copy: the configs and
 #: :data:`PRETRAIN_SOURCES` read it through :func:`augreg_norm`.
 AUGREG_MEAN = AUGREG_STD = (127.5, 127.5, 127.5)
+
+
+def imagenet_norm() -> dict:
+    """ImageNet's normalisation as ``data_preprocessor`` keys: ``dict(mean=[...], std=[...])`` (new lists); see
+    :func:`augreg_norm` for why a function."""
+    return dict(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
 
 
 def augreg_norm() -> dict:

@@ -29,12 +29,18 @@ def test_config_inventory():
         assert len(p.read_text().splitlines()) < 80, p
 
 
+def _number_lines(number: str) -> set:
+    """(file, line) of every numeric literal ``number`` in experiments/ and analysis/."""
+    where = set()
+    for p in sorted(CONFIG_DIR.parent.rglob('*.py')) + sorted((CONFIG_DIR.parent.parent / 'analysis').rglob('*.py')):
+        tokens = tokenize.generate_tokens(io.StringIO(p.read_text()).readline)
+        where |= {(p.name, t.start[0]) for t in tokens if t.type == tokenize.NUMBER and t.string == number}
+    return where
+
+
 def test_augreg_normalisation_is_written_once(monkeypatch):
     """AugReg's mean / std is a number only in experiments/grids.py; the configs with AugReg weights read it."""
-    where = set()
-    for p in sorted(CONFIG_DIR.parent.rglob('*.py')):
-        tokens = tokenize.generate_tokens(io.StringIO(p.read_text()).readline)
-        where |= {(p.name, t.start[0]) for t in tokens if t.type == tokenize.NUMBER and t.string == '127.5'}
+    where = _number_lines('127.5')
     assert len(where) == 1 and next(iter(where))[0] == 'grids.py', sorted(where)
     aug = grids.PRETRAIN_SOURCES['augreg_in22k']['model']
     assert aug == {'data_preprocessor.mean': list(grids.AUGREG_MEAN), 'data_preprocessor.std': list(grids.AUGREG_STD)}
@@ -43,6 +49,21 @@ def test_augreg_normalisation_is_written_once(monkeypatch):
                  'upernet_vit_adapter_B_in22k_160k'):
         dp = Config.fromfile(str(CONFIG_DIR / f'{name}.py'), import_custom_modules=False).model.data_preprocessor
         assert dp.mean == [1.0, 2.0, 3.0] and dp.std == list(grids.AUGREG_STD), name
+
+
+def test_imagenet_normalisation_is_written_once(monkeypatch):
+    """ImageNet's mean / std are numbers only in experiments/grids.py; the configs and analysis.features read them."""
+    for number in ('123.675', '58.395'):
+        where = _number_lines(number)
+        assert len(where) == 1 and next(iter(where))[0] == 'grids.py', (number, sorted(where))
+    from analysis import features
+    assert features.IMAGENET_MEAN == grids.IMAGENET_MEAN and features.IMAGENET_STD == grids.IMAGENET_STD
+    monkeypatch.setattr(grids, 'IMAGENET_STD', (4.0, 5.0, 6.0))
+    for name in ('maskrcnn_vit_adapter_S_1x', 'upernet_vit_adapter_S_160k', 'htcpp_vit_adapter_L_3x',
+                 'mask2former_vit_adapter_L_640_160k'):
+        dp = Config.fromfile(str(CONFIG_DIR / f'{name}.py'), import_custom_modules=False).model.data_preprocessor
+        assert dp.std == [4.0, 5.0, 6.0] and dp.mean == list(grids.IMAGENET_MEAN), name
+
 
 @pytest.mark.parametrize('path', ALL, ids=_id)
 def test_parses(path):

@@ -10,7 +10,8 @@ layer-wise lr decay 0.90; batch 16 as 16 GPUs x 1 image (the official README), 3
 Needs COCO-Stuff's ``data/coco/stuffthingmaps/train2017`` and the ``instaboostfast`` package (mmdet's InstaBoost).
 """
 _base_ = ['./maskrcnn_vit_adapter_L.py']
-from experiments.models import wire  # noqa: E402  (after _base_, so mmengine reads a classic config)
+from experiments.grids import imagenet_norm  # noqa: E402  (after _base_, so mmengine reads a classic config)
+from experiments.models import wire  # noqa: E402
 
 _stds = ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067])
 _mask = dict(type='HTCMaskHead', num_convs=4, in_channels=256, conv_out_channels=256, num_classes=80,
@@ -19,7 +20,7 @@ _rcnn = _base_.model.train_cfg.rcnn
 model = wire(
     _base_.model,
     type='HybridTaskCascade',
-    data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]),
+    data_preprocessor=imagenet_norm(),
     backbone=dict(with_cp=True),
     neck=[dict(type='ExtraAttention', num_head=32, with_ffn=True, ffn_ratio=4.0, drop_path=0.4), _base_.model.neck],
     rpn_head=dict(loss_bbox=dict(_delete_=True, type='SmoothL1Loss', beta=1.0 / 9.0, loss_weight=1.0)),

@@ -15,7 +15,8 @@ Input normalisation: ImageNet mean / std, as that file (and the official HTC++ A
 configs use AugReg's, ``experiments.grids.augreg_norm``).
 """
 _base_ = ['./ade20k_vit_adapter.py', './vit_adapter_l.py']
-from experiments.models import wire  # noqa: E402  (after _base_, so mmengine reads a classic config)
+from experiments.grids import imagenet_norm  # noqa: E402  (after _base_, so mmengine reads a classic config)
+from experiments.models import wire  # noqa: E402
 
 custom_imports = dict(imports=['mmdet.models'] + _base_.custom_imports.imports)
 crop_size = (640, 640)
@@ -26,7 +27,7 @@ _ffn = dict(embed_dims=dim, feedforward_channels=4 * dim, num_fcs=2, act_cfg=dic
             ffn_drop=0.0)  # the official with_cp=True: mmcv 2.x's FFN has no such option
 model = wire(
     _base_.model,
-    data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], size=crop_size),
+    data_preprocessor=dict(**imagenet_norm(), size=crop_size),
     backbone=dict(_base_.vit_adapter_l, drop_path_rate=0.3, with_cp=True),
     decode_head=dict(
         type='Mask2FormerHead', in_channels=[dim] * 4, strides=[4, 8, 16, 32], feat_channels=dim, out_channels=dim,

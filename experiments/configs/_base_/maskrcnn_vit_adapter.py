@@ -1,12 +1,13 @@
 """Mask R-CNN + FPN (mmdet's standard settings) with a ViT-Adapter-S backbone (the paper's detection model); sizes and schedules are deltas."""
 _base_ = ['./det_runtime.py', './vit_adapter_s.py']
-from experiments.models import wire  # noqa: E402  (after _base_, so mmengine reads a classic config)
+from experiments.grids import imagenet_norm  # noqa: E402  (after _base_, so mmengine reads a classic config)
+from experiments.models import wire  # noqa: E402
 
 # wire(): the FPN's in_channels are the backbone's width (the arch preset's), see experiments/models.py.
 model = wire(
     _base_.model,
     type='MaskRCNN',
-    data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+    data_preprocessor=dict(type='DetDataPreprocessor', **imagenet_norm(),
                            bgr_to_rgb=True, pad_mask=True, pad_size_divisor=32),
     # Detection: 14x14 window attention in the ViT, one global block closing each quarter.
     # The ViT tokens after the last interaction join all four levels (the official detection backbone).
