@@ -5,8 +5,9 @@ attention; the adapter's own trunk, drop path and layer scale as the preset) and
 (``ViTAdapter(arch)``, global attention, the deformable attention on the ``ops`` backend chosen as usual) run on a
 (B, 3, S, S) input under ``torch.autocast(dtype)`` (bf16 by default, the paper configs' AMP): forward (eval, no
 grad) and forward+backward (train mode, sum of the outputs). Times are medians over ``iters`` calls after
-``warmup`` calls, each call synchronised; the two models alternate call by call so a slow spell hits both. Peak memory: ``torch.cuda.max_memory_allocated`` over the timed calls of that model and
-mode, reset before them (CUDA only; '-' on CPU). The time ratio adapter/ViT is printed beside the FLOP ratio
+``warmup`` calls, each call synchronised; the two models alternate call by call so a slow spell hits both. Peak
+memory: ``torch.cuda.max_memory_allocated`` over the timed calls of that model and mode, reset before them (CUDA
+only; '-' on CPU). The time ratio adapter/ViT is printed beside the FLOP ratio
 (forward MACs counted by ``adapter.flops.backbone_flops``, fp32, batch 1): a ratio of ratios near 1 means the
 adapter costs what its arithmetic says; far above 1, launch overhead or slow kernels.
 

@@ -3,4 +3,4 @@
 refuses the adapter's arguments. Width, depth, heads, drop path and pre-training size come from the 'L' preset."""
 _base_ = ['./upernet_vit_adapter_L.py']
 model = dict(backbone=dict(_delete_=True, type='ViTBaseline', arch='L', window_attn=False, layer_scale_init=1.0,
-                           pretrained=_base_.vit_adapter_l.pretrained))  # the adapter's AugReg-L file
+                           pretrained=_base_.vit_adapter_l.pretrained))
