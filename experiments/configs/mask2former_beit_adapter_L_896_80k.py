@@ -25,6 +25,7 @@ that this suite does not have (the backbone converts: ``python -m adapter.conver
 """
 _base_ = ['./mask2former_vit_adapter_L_640_160k.py']
 from experiments.models import wire  # noqa: E402  (after _base_, so mmengine reads a classic config)
+from experiments.recipes import ade20k_pipelines, warmup_poly  # noqa: E402
 
 crop_size = (896, 896)
 #: BEiT-L/16 224, self-supervised on ImageNet-22K then fine-tuned on it (the official config's ``pretrained``).
@@ -43,27 +44,9 @@ model = wire(
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(512, 512)))
 
 max_iters = 80000
-param_scheduler = [  # the 640 file's: mmcv's warm-up x poly, one step later in mmengine
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500 + 1),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters + 1),
-]
+param_scheduler = warmup_poly(max_iters)  # the 640 file's
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=8000)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(3584, 896), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(3584, 896), keep_ratio=True),
-    dict(type='ResizeToMultiple', size_divisor=32),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
+train_pipeline, test_pipeline = ade20k_pipelines((3584, 896), crop_size)
 train_dataloader = dict(batch_size=1, dataset=dict(pipeline=train_pipeline))  # 16 GPUs x 1 image
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

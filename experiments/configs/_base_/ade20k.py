@@ -1,22 +1,10 @@
 """ADE20K (SceneParsing, 150 classes), read from data/ade/ADEChallengeData2016; 512x512 crops."""
+_base_ = []  # none: the line makes mmengine read this file as a classic config despite the import below
+from experiments.recipes import ade20k_pipelines  # noqa: E402
 dataset_type = 'ADE20KDataset'
 data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (512, 512)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
+train_pipeline, test_pipeline = ade20k_pipelines((2048, 512), crop_size, resize_to_multiple=False)
 train_dataloader = dict(
     batch_size=2,  # per GPU; 8 GPUs -> 16
     num_workers=4,

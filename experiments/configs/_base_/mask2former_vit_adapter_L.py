@@ -17,6 +17,7 @@ configs use AugReg's, ``experiments.grids.augreg_norm``).
 _base_ = ['./ade20k_vit_adapter.py', './vit_adapter_l.py']
 from experiments.grids import imagenet_norm  # noqa: E402  (after _base_, so mmengine reads a classic config)
 from experiments.models import wire  # noqa: E402
+from experiments.recipes import ade20k_pipelines, warmup_poly  # noqa: E402
 
 custom_imports = dict(imports=['mmdet.models'] + _base_.custom_imports.imports)
 crop_size = (640, 640)
@@ -68,27 +69,9 @@ optim_wrapper = dict(
         'decode_head.mask_embed', 'decode_head.cls_embed', 'decode_head.level_embed', 'decode_head.query_embed',
         'decode_head.query_feat']))
 max_iters = 160000
-param_scheduler = [  # as _base_/upernet_vit_adapter.py: mmcv's warm-up x poly, one step later in mmengine
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500 + 1),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters + 1),
-]
+param_scheduler = warmup_poly(max_iters)  # as _base_/upernet_vit_adapter.py
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=16000)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(2048, 640), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 640), keep_ratio=True),
-    dict(type='ResizeToMultiple', size_divisor=32),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
+train_pipeline, test_pipeline = ade20k_pipelines((2048, 640), crop_size)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

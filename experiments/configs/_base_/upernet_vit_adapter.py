@@ -1,6 +1,7 @@
 """UperNet with a ViT-Adapter-S backbone on ADE20K, 160k iterations (the paper's segmentation recipe)."""
 _base_ = ['./ade20k_vit_adapter.py']
 from experiments.models import wire  # noqa: E402  (after _base_, so mmengine reads a classic config)
+from experiments.recipes import ade20k_pipelines, warmup_poly  # noqa: E402
 
 num_classes = 150
 norm_cfg = dict(type='SyncBN', requires_grad=True)
@@ -39,22 +40,10 @@ optim_wrapper = dict(
     constructor='ViTLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.95))
 max_iters = 160000
-# mmcv's poly (power 1, min lr 0) decays over all 160k iterations from iteration 0, its linear warm-up (1500
-# iterations from 1e-6) multiplies it. mmengine's schedulers reach their end value at step end - 1, hence the +1s;
-# the two run side by side (tests/experiments/test_official_recipes.py checks the lr of every iteration).
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500 + 1),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters + 1),
-]
+param_scheduler = warmup_poly(max_iters)  # mmcv's 1,500-iteration warm-up x poly 1.0
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=16000)
 # The official test pipeline resizes to a multiple of 32 after the (2048, 512) resize.
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='ResizeToMultiple', size_divisor=32),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = ade20k_pipelines((2048, 512), _base_.crop_size)[1]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 # fp16 = dict(loss_scale=dict(init_scale=512)) in the official files (not L): read only by their test.py, which
